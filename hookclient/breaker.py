@@ -1,0 +1,127 @@
+"""The circuit breaker shared by every hook process and the daemon of one spool.
+
+State lives in ``<spool>/breaker.json`` so that all the short-lived hook processes of
+a session see the same thing.  After ``breaker_failures`` retryable outcomes in a row
+it opens for ``breaker_cooldown`` seconds; while open nobody touches the network and
+events are spooled at once, so an outage costs the session milliseconds.  When the
+cooldown has passed, exactly one caller wins the probe (it pushes ``openUntil`` forward
+under the lock, so the others still see "open"); its success closes the breaker.
+
+Reading is lock-free (the file is replaced atomically); changes take a filelock and
+re-read, so concurrent failures are counted, not lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Verdict = Literal["closed", "open", "probe"]
+LOCK_TIMEOUT = 0.5
+
+
+@dataclass
+class Breaker:
+    path: Path
+    failures: int = 5
+    cooldown: float = 30.0
+    now: Callable[[], float] = time.time
+
+    def read(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self.path.read_bytes())
+            if isinstance(state, dict):
+                return state
+        except (OSError, ValueError):
+            pass
+        return {"state": "closed", "failures": 0}
+
+    def is_open(self) -> bool:
+        """Open and still cooling down (no lock, no write)."""
+        state = self.read()
+        return state.get("state") == "open" and self.now() < float(state.get("openUntil", 0))
+
+    def check(self) -> Verdict:
+        """closed: go ahead; open: do not touch the network; probe: you are the one try."""
+        state = self.read()
+        if state.get("state") != "open":
+            return "closed"
+        if self.now() < float(state.get("openUntil", 0)):
+            return "open"
+        with self._locked() as current:
+            if current is None:
+                return "open"
+            if current.get("state") != "open":
+                return "closed"
+            if self.now() < float(current.get("openUntil", 0)):
+                return "open"
+            current["openUntil"] = self.now() + self.cooldown
+            current["probeBy"] = os.getpid()
+            self._save(current)
+            return "probe"
+
+    def success(self) -> None:
+        state = self.read()
+        if state.get("state") == "closed" and not state.get("failures"):
+            return
+        with self._locked() as current:
+            if current is not None:
+                self._save({"state": "closed", "failures": 0, "closedAt": self.now()})
+
+    def failure(self) -> bool:
+        """Count one retryable outcome; True when this one opened (or re-opened) it."""
+        with self._locked() as current:
+            if current is None:
+                return False
+            count = int(current.get("failures", 0)) + 1
+            opened = count >= self.failures
+            new: dict[str, Any] = {"state": "open" if opened else "closed", "failures": count}
+            if opened:
+                new["openedAt"] = current.get("openedAt") or self.now()
+                new["openUntil"] = self.now() + self.cooldown
+            self._save(new)
+            return opened
+
+    def _locked(self) -> _Lock:
+        return _Lock(self)
+
+    def _save(self, state: dict[str, Any]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(state))
+        os.replace(tmp, self.path)
+
+
+class _Lock:
+    """``with``: the current state under the filelock, or None if the lock is busy.
+
+    A busy lock is given up after half a second: a hook never waits longer for a
+    bookkeeping update, and a missed count only delays the breaker by one event.
+    """
+
+    def __init__(self, breaker: Breaker) -> None:
+        from filelock import FileLock
+
+        self.breaker = breaker
+        self.lock = FileLock(str(breaker.path) + ".lock", timeout=LOCK_TIMEOUT, mode=0o600)
+        self.held = False
+
+    def __enter__(self) -> dict[str, Any] | None:
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire()
+        except (Timeout, OSError):
+            return None
+        self.held = True
+        return self.breaker.read()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            self.lock.release()

@@ -1,0 +1,134 @@
+"""The ``hookclient`` command line: ``send`` (the hook) and ``config``.
+
+``main(argv) -> int`` is the one boundary where a :class:`HookclientError` becomes one
+line on stderr and an exit code.  Commands import what they need inside themselves, so
+the hook's path (``send``) pays for nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hookclient import __version__
+from hookclient.errors import HookclientError
+
+DESCRIPTION = """\
+Deliver Claude Code hook events to a webhook without losing any.
+
+Register `hookclient send` as the command of your Claude Code hooks. Each event is
+written to a spool on disk first, then POSTed (direct mode) or left for the `queued`
+daemon (spool mode); it is never dropped, and the hook never prints to stdout.
+"""
+
+EPILOG = """\
+examples:
+  hookclient send --event PostToolUse < payload.json   what Claude Code runs
+  hookclient config show                                 effective settings and sources
+  hookclient config path                                 which files are read
+
+docs: README.md (configuration table, operations, troubleshooting)
+"""
+
+
+class UsageError(HookclientError):
+    """Bad command-line words.  Exit 1, never argparse's 2: Claude Code reads exit 2 from a
+    hook as "block the prompt or the tool call"."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="hookclient",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hookclient {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    send = commands.add_parser(
+        "send",
+        help="the hook: read one event on stdin, spool it, deliver it",
+        description=(
+            "Read one Claude Code hook event (JSON) on stdin, wrap it in a traced envelope, "
+            "write it to the spool, then deliver it according to the mode. Prints nothing "
+            "on stdout; exits 0, or 1 (one line on stderr) only if the event could be "
+            "neither delivered nor spooled."
+        ),
+        epilog=(
+            "modes:\n"
+            "  auto    default; delivers like direct until a queued daemon is running\n"
+            "  direct  POST now with bounded retries (inline_attempts within inline_budget),\n"
+            "          then leave it in pending/ for queued\n"
+            "  spool   write to pending/ and exit: fastest, queued delivers it\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    send.add_argument("--event", help="event name when the payload has no hook_event_name")
+    send.add_argument(
+        "--mode", choices=("auto", "direct", "spool"), help="override [delivery] mode"
+    )
+    _config_flag(send)
+
+    config = commands.add_parser(
+        "config",
+        help="show the effective configuration or where it is read from",
+        description="Inspect the configuration: precedence is flags > HOOKCLIENT_* env > "
+        "project .claude/hookclient.toml > user config file > defaults.",
+    )
+    config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    show = config_commands.add_parser(
+        "show", help="every key with its value and where it came from (token redacted)"
+    )
+    show.add_argument("--json", action="store_true", help="print JSON")
+    _config_flag(show)
+    path = config_commands.add_parser("path", help="the config files, in precedence order")
+    _config_flag(path)
+    return parser
+
+
+def _config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="read this TOML file instead of the project and user files (env HOOKCLIENT_CONFIG)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        if argv[:1] == ["send"]:
+            # A typo in the hook's registered command must not lose the event: capture it
+            # with the configuration's defaults, and let the stderr line tell why.
+            from hookclient.hook import SendOptions, send
+
+            return send(SendOptions())
+        return 1
+    try:
+        if args.command == "send":
+            from hookclient.hook import SendOptions, send
+
+            return send(SendOptions(event=args.event, mode=args.mode, config=args.config))
+        if args.command == "config":
+            from hookclient import commands
+
+            return commands.config(args)
+    except HookclientError as exc:
+        print(f"hookclient: {exc}", file=sys.stderr)
+        return 1
+    build_parser().print_help(sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

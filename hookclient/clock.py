@@ -1,0 +1,64 @@
+"""Time in one place: wall-clock RFC 3339 stamps and an injectable clock for tests.
+
+The spool stores times as RFC 3339 UTC strings with milliseconds (``...T10:00:00.123Z``)
+so files stay readable by people; policy code works with epoch seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def utc_iso(ts: float) -> str:
+    """Format epoch seconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    whole = int(ts)
+    ms = int((ts - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+
+
+def parse_iso(text: str) -> float:
+    """Parse an RFC 3339 timestamp (``Z`` or an offset) back to epoch seconds."""
+    from datetime import UTC, datetime  # not on the hook's path: only readers parse
+
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def file_stamp(ts: float) -> str:
+    """The sortable prefix of spool file names: ``yyyymmddTHHMMSSffffffZ``."""
+    whole = int(ts)
+    micro = int((ts - whole) * 1_000_000)
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(whole)) + f"{micro:06d}Z"
+
+
+@dataclass
+class Clock:
+    """Wall time, a monotonic timer and sleep, swappable together in tests."""
+
+    now: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class FakeClock(Clock):
+    """A clock that only moves when told to; ``sleep`` advances it and records the call."""
+
+    at: float = 1_790_000_000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.now = lambda: self.at
+        self.monotonic = lambda: self.at
+        self.sleep = self._sleep
+
+    def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.at += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.at += seconds

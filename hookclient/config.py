@@ -1,0 +1,467 @@
+"""Configuration: one frozen value built from flags, environment, files and defaults.
+
+Precedence, highest first (DESIGN.md "Configuration"):
+
+1. command-line flags (``overrides``),
+2. ``HOOKCLIENT_<SECTION>_<KEY>`` environment variables (``HOOKCLIENT_ENDPOINT_URL``),
+3. the project file ``<project>/.claude/hookclient.toml``,
+4. the user file ``<user_config_dir>/config.toml``,
+5. the defaults in :data:`SCHEMA`.
+
+``--config PATH`` (or ``HOOKCLIENT_CONFIG``) names one file that is read instead of the
+project and user files, so a hook registered with it behaves the same from any directory.
+
+Secrets are never configuration values: the token and the signing secret are read from
+the environment variables (or the 0600 token file) that the configuration *names*, and
+they are kept out of ``repr`` so a traceback or a debug print cannot show them.
+
+The hook loads with ``strict=False``: a bad value is replaced by its default and the
+problem is kept in :attr:`Config.problems`, so a broken file costs a log line and a
+spooled event, never a lost one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hookclient.errors import ConfigError
+
+APP = "hookclient"
+ENV_PREFIX = "HOOKCLIENT_"
+CONFIG_ENV = "HOOKCLIENT_CONFIG"
+MIB = 1024 * 1024
+MODES = ("auto", "direct", "spool")
+LEVELS = ("debug", "info", "warning", "error")
+
+#: Every key: (section, key) -> (type, default, help). ``None`` default means unset.
+#: Types: "str", "str?", "path?", "int", "float", "bool", "list[str]", "list[float]".
+SCHEMA: dict[tuple[str, str], tuple[str, Any, str]] = {
+    ("endpoint", "url"): ("str?", None, "webhook URL the envelopes are POSTed to"),
+    ("endpoint", "token_env"): ("str", "HOOKCLIENT_TOKEN", "env var holding the bearer token"),
+    ("endpoint", "token_file"): ("path?", None, "file holding the token (must be 0600)"),
+    ("endpoint", "timeout"): ("float", 5.0, "seconds per HTTP attempt"),
+    ("endpoint", "verify"): ("bool", True, "verify TLS certificates"),
+    ("endpoint", "ca_bundle"): ("path?", None, "CA bundle file for TLS verification"),
+    ("endpoint", "signing_secret_env"): ("str?", None, "env var holding the signing secret"),
+    ("delivery", "mode"): ("str", "auto", "auto | direct | spool"),
+    ("delivery", "inline_attempts"): ("int", 3, "attempts the hook makes in direct mode"),
+    ("delivery", "inline_delay"): ("float", 1.0, "seconds between inline attempts"),
+    ("delivery", "inline_budget"): ("float", 5.0, "wall seconds for all inline attempts"),
+    ("delivery", "stdin_timeout"): ("float", 2.0, "seconds to wait for stdin to finish"),
+    ("delivery", "max_payload_bytes"): ("int", 8 * MIB, "larger payloads are cut"),
+    (
+        "delivery",
+        "redact_keys",
+    ): (
+        "list[str]",
+        ["token", "secret", "password", "api_key", "apikey", "authorization"],
+        "payload keys whose values become [REDACTED]",
+    ),
+    ("delivery", "autostart"): ("bool", True, "auto mode starts a daemon when none runs"),
+    ("queue", "dir"): ("path?", None, "spool directory"),
+    ("queue", "idle_exit"): ("float", 600.0, "a hook-started daemon exits when idle this long"),
+    ("queue", "backoff"): (
+        "list[float]",
+        [60.0, 300.0, 900.0, 3600.0, 7200.0],
+        "seconds before retry k (last repeats)",
+    ),
+    ("queue", "jitter"): ("float", 0.1, "backoff jitter fraction"),
+    ("queue", "max_retries"): ("int", 5, "failed retries before failed/"),
+    ("queue", "max_spool_bytes"): ("int", 1024 * MIB, "the spool never grows past this"),
+    ("queue", "retry_after_cap"): ("float", 6 * 3600.0, "cap on a server's Retry-After"),
+    ("queue", "workers"): ("int", 4, "concurrent deliveries in the daemon"),
+    ("queue", "rescan_interval"): ("float", 30.0, "seconds between full spool rescans"),
+    ("queue", "breaker_failures"): ("int", 5, "retryable outcomes in a row that open it"),
+    ("queue", "breaker_cooldown"): ("float", 30.0, "seconds the breaker stays open"),
+    ("logs", "dir"): ("path?", None, "log directory"),
+    ("logs", "level"): ("str", "info", "debug | info | warning | error"),
+    ("logs", "max_bytes"): ("int", 10 * MIB, "rotate a log file past this size"),
+    ("logs", "backups"): ("int", 5, "rotated files kept per log"),
+}
+
+#: The budget the hook gets for SessionEnd, whose hooks Claude Code cancels after 1.5 s.
+SESSION_END_BUDGET = 1.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str | None
+    token_env: str
+    token_file: Path | None
+    timeout: float
+    verify: bool
+    ca_bundle: Path | None
+    signing_secret_env: str | None
+    token: str | None = field(default=None, repr=False)
+    token_source: str = "-"  # noqa: S105 - where the token came from, not a token
+    signing_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    mode: str
+    inline_attempts: int
+    inline_delay: float
+    inline_budget: float
+    stdin_timeout: float
+    max_payload_bytes: int
+    redact_keys: tuple[str, ...]
+    autostart: bool
+
+    def budget_for(self, event: str) -> float:
+        """SessionEnd gets at most 1 s: Claude Code gives all its hooks 1.5 s together."""
+        if event == "SessionEnd":
+            return min(self.inline_budget, SESSION_END_BUDGET)
+        return self.inline_budget
+
+
+@dataclass(frozen=True)
+class Queue:
+    dir: Path
+    idle_exit: float
+    backoff: tuple[float, ...]
+    jitter: float
+    max_retries: int
+    max_spool_bytes: int
+    retry_after_cap: float
+    workers: int
+    rescan_interval: float
+    breaker_failures: int
+    breaker_cooldown: float
+
+
+@dataclass(frozen=True)
+class Logs:
+    dir: Path
+    level: str
+    max_bytes: int
+    backups: int
+
+
+@dataclass(frozen=True)
+class Config:
+    endpoint: Endpoint
+    delivery: Delivery
+    queue: Queue
+    logs: Logs
+    #: "section.key" -> where its value came from ("default", "env NAME", a file, "flag").
+    sources: Mapping[str, str]
+    #: the files that were read, in the order they were applied
+    files: tuple[Path, ...]
+    #: problems found while loading leniently; empty when strict
+    problems: tuple[str, ...] = ()
+
+
+def user_config_file() -> Path:
+    """Where the user's config lives (platformdirs user_config_dir)."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP, appauthor=False)) / "config.toml"
+
+
+def project_config_file(environ: Mapping[str, str]) -> Path:
+    """The project file; Claude Code sets CLAUDE_PROJECT_DIR for hooks."""
+    root = environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    return Path(root) / ".claude" / "hookclient.toml"
+
+
+def default_paths(environ: Mapping[str, str], explicit: str | Path | None = None) -> list[Path]:
+    """The files to read, lowest precedence first."""
+    chosen = explicit or environ.get(CONFIG_ENV)
+    if chosen:
+        return [Path(chosen).expanduser()]
+    return [user_config_file(), project_config_file(environ)]
+
+
+def env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def load_config(
+    paths: list[Path] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = True,
+) -> Config:
+    """Build the configuration; raise :class:`ConfigError` (strict) or record problems."""
+    environ = os.environ if environ is None else environ
+    paths = default_paths(environ) if paths is None else paths
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    read: list[Path] = []
+    for path in paths:
+        table = _read_file(path, problems, strict)
+        if table is None:
+            continue
+        read.append(path)
+        for name, value in _flatten(table, str(path), problems, strict).items():
+            raw[name] = (value, str(path))
+    for section, key in SCHEMA:
+        name = env_name(section, key)
+        if name in environ:
+            raw[f"{section}.{key}"] = (environ[name], f"env {name}")
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            raw[name] = (value, "flag")
+    values: dict[str, Any] = {}
+    for (section, key), (kind, default, _help) in SCHEMA.items():
+        name = f"{section}.{key}"
+        if name not in raw:
+            values[name], sources[name] = default, "default"
+            continue
+        value, origin = raw[name]
+        try:
+            values[name] = _coerce(name, kind, value, origin)
+            sources[name] = origin
+        except ConfigError as exc:
+            if strict:
+                raise
+            problems.append(str(exc))
+            values[name], sources[name] = default, f"default (invalid in {origin})"
+    return _build(values, sources, tuple(read), environ, problems, strict)
+
+
+def _read_file(path: Path, problems: list[str], strict: bool) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        message = f"config file {path} cannot be read: {exc}; fix the TOML or remove the file"
+        if strict:
+            raise ConfigError(message) from None
+        problems.append(message)
+        return None
+
+
+def _flatten(
+    table: dict[str, Any], origin: str, problems: list[str], strict: bool
+) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, body in table.items():
+        if not isinstance(body, dict) or section not in {s for s, _ in SCHEMA}:
+            _complain(f"unknown section [{section}] in {origin}", problems, strict)
+            continue
+        for key, value in body.items():
+            if (section, key) not in SCHEMA:
+                known = ", ".join(k for s, k in SCHEMA if s == section)
+                _complain(
+                    f"unknown key {section}.{key} in {origin} (known: {known})", problems, strict
+                )
+                continue
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _complain(message: str, problems: list[str], strict: bool) -> None:
+    if strict:
+        raise ConfigError(message)
+    problems.append(message)
+
+
+def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
+    """Turn a file, env or flag value into the schema's type, or say exactly what is wrong."""
+    from_env = isinstance(value, str) and origin.startswith("env ")
+    try:
+        if kind in ("str", "str?", "path?"):
+            if not isinstance(value, str):
+                raise TypeError("a string")
+            if kind == "path?":
+                return Path(value).expanduser() if value else None
+            return value if value or kind == "str" else None
+        if kind == "bool":
+            return _bool(value, from_env)
+        if kind in ("int", "float"):
+            return _number(kind, value, from_env)
+        if kind.startswith("list["):
+            items = value.split(",") if from_env else value
+            if not isinstance(items, list | tuple):
+                raise TypeError("a list")
+            inner = kind[5:-1]
+            if inner == "str":
+                return tuple(str(i).strip() for i in items if str(i).strip())
+            return tuple(_number("float", i, from_env) for i in items)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{name} in {origin}: expected {exc.args[0] if exc.args else kind}, got {value!r}"
+        ) from None
+    raise AssertionError(kind)  # pragma: no cover - SCHEMA holds only the kinds above
+
+
+def _bool(value: Any, from_env: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if from_env:
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    raise TypeError("true or false")
+
+
+def _number(kind: str, value: Any, from_env: bool) -> float | int:
+    if isinstance(value, bool):
+        raise TypeError(f"a number ({kind})")
+    if from_env or isinstance(value, str):
+        value = value.strip()
+        try:
+            value = int(value) if kind == "int" else float(value)
+        except ValueError:
+            raise TypeError(f"a number ({kind})") from None
+    if kind == "int" and not isinstance(value, int):
+        raise TypeError("a whole number")
+    if not isinstance(value, int | float) or value < 0 or value != value:
+        raise TypeError(f"a non-negative number ({kind})")
+    return int(value) if kind == "int" else float(value)
+
+
+def _build(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    files: tuple[Path, ...],
+    environ: Mapping[str, str],
+    problems: list[str],
+    strict: bool,
+) -> Config:
+    def check(name: str, ok: bool, expected: str) -> None:
+        if ok:
+            return
+        _complain(
+            f"{name} in {sources[name]}: expected {expected}, got {values[name]!r}",
+            problems,
+            strict,
+        )
+        values[name] = SCHEMA[tuple(name.split(".", 1))][1]  # type: ignore[index]
+        sources[name] = f"default (invalid in {sources[name]})"
+
+    url = values["endpoint.url"]
+    check("endpoint.url", url is None or url.startswith(("http://", "https://")), "http(s) URL")
+    check("delivery.mode", values["delivery.mode"] in MODES, " | ".join(MODES))
+    check("logs.level", values["logs.level"] in LEVELS, " | ".join(LEVELS))
+    check("queue.jitter", 0 <= values["queue.jitter"] < 1, "a fraction in [0, 1)")
+    check("queue.backoff", len(values["queue.backoff"]) > 0, "at least one delay")
+    check("delivery.inline_attempts", values["delivery.inline_attempts"] >= 1, "at least 1")
+    check("queue.workers", values["queue.workers"] >= 1, "at least 1")
+    check("endpoint.timeout", values["endpoint.timeout"] > 0, "more than 0 seconds")
+    token, token_source, token_problem = _token(values, environ)
+    if token_problem:
+        _complain(token_problem, problems, strict)
+    secret_env = values["endpoint.signing_secret_env"]
+    url = values["endpoint.url"]
+    return Config(
+        endpoint=Endpoint(
+            url=url,
+            token_env=values["endpoint.token_env"],
+            token_file=values["endpoint.token_file"],
+            timeout=values["endpoint.timeout"],
+            verify=values["endpoint.verify"],
+            ca_bundle=values["endpoint.ca_bundle"],
+            signing_secret_env=secret_env,
+            token=token,
+            token_source=token_source,
+            signing_secret=environ.get(secret_env) or None if secret_env else None,
+        ),
+        delivery=Delivery(
+            mode=values["delivery.mode"],
+            inline_attempts=values["delivery.inline_attempts"],
+            inline_delay=values["delivery.inline_delay"],
+            inline_budget=values["delivery.inline_budget"],
+            stdin_timeout=values["delivery.stdin_timeout"],
+            max_payload_bytes=values["delivery.max_payload_bytes"],
+            redact_keys=values["delivery.redact_keys"],
+            autostart=values["delivery.autostart"],
+        ),
+        queue=Queue(
+            dir=values["queue.dir"] or default_spool_dir(url),
+            idle_exit=values["queue.idle_exit"],
+            backoff=values["queue.backoff"],
+            jitter=values["queue.jitter"],
+            max_retries=values["queue.max_retries"],
+            max_spool_bytes=values["queue.max_spool_bytes"],
+            retry_after_cap=values["queue.retry_after_cap"],
+            workers=values["queue.workers"],
+            rescan_interval=values["queue.rescan_interval"],
+            breaker_failures=values["queue.breaker_failures"],
+            breaker_cooldown=values["queue.breaker_cooldown"],
+        ),
+        logs=Logs(
+            dir=values["logs.dir"] or default_log_dir(),
+            level=values["logs.level"],
+            max_bytes=values["logs.max_bytes"],
+            backups=values["logs.backups"],
+        ),
+        sources=dict(sources),
+        files=files,
+        problems=tuple(problems),
+    )
+
+
+def _token(
+    values: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[str | None, str, str | None]:
+    """(token, where it came from, problem): the env var first, else the private token file."""
+    token_env = values["endpoint.token_env"]
+    token = environ.get(token_env, "").strip()
+    if token:
+        return token, f"env {token_env}", None
+    path: Path | None = values["endpoint.token_file"]
+    if path is None:
+        return None, "-", None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            problem = (
+                f"endpoint.token_file {path} is readable by others (mode {mode:o}); "
+                f"run: chmod 600 {path}"
+            )
+            return None, "-", problem
+        return path.read_text(encoding="utf-8").strip() or None, f"file {path}", None
+    except OSError as exc:
+        return None, "-", f"endpoint.token_file {path} cannot be read: {exc.strerror}"
+
+
+def spool_key(url: str | None) -> str:
+    """First 12 hex of sha256(url): two endpoints never share a spool or a daemon."""
+    return hashlib.sha256((url or "").encode("utf-8")).hexdigest()[:12]
+
+
+def default_spool_dir(url: str | None) -> Path:
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir(APP, appauthor=False)) / "spool" / spool_key(url)
+
+
+def default_log_dir() -> Path:
+    from platformdirs import user_log_dir
+
+    return Path(user_log_dir(APP, appauthor=False))
+
+
+def describe(config: Config) -> list[tuple[str, str, str, str]]:
+    """Rows of (key, value, source, env var) for ``hookclient config show``; no secrets."""
+    rows = []
+    for section, key in SCHEMA:
+        name = f"{section}.{key}"
+        value: Any = getattr(getattr(config, section), key)
+        if isinstance(value, tuple):
+            value = list(value)
+        shown = "" if value is None else str(value)
+        rows.append((name, shown, config.sources[name], env_name(section, key)))
+    token = "[REDACTED]" if config.endpoint.token else "(not set)"
+    rows.append(("endpoint.token", token, config.endpoint.token_source, config.endpoint.token_env))
+    secret = "[REDACTED]" if config.endpoint.signing_secret else "(not set)"
+    rows.append(
+        ("endpoint.signing_secret", secret, "env", config.endpoint.signing_secret_env or "")
+    )
+    return rows

@@ -1,0 +1,303 @@
+"""Delivery: one HTTP attempt, classified; and the hook's bounded inline retries.
+
+This is the one module that talks to httpx and catches its exceptions.  Every attempt
+ends as an :class:`Outcome` (delivered / retryable / permanent, DESIGN.md "Delivery
+outcomes"); a non-delivered outcome is raised as :class:`~hookclient.errors.Retryable`
+or :class:`~hookclient.errors.Permanent`, which is what tenacity retries on.
+
+Importing this module imports httpx and tenacity, which costs a hook about 5x the
+time of one that only spools: only direct-mode code imports it, inside the function.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
+import tenacity
+
+from hookclient import __version__
+from hookclient.clock import Clock
+from hookclient.config import Endpoint
+from hookclient.envelope import random_hex
+from hookclient.errors import DeliveryError, Permanent, Retryable
+
+Kind = Literal["delivered", "retryable", "permanent"]
+USER_AGENT = f"hookclient/{__version__}"
+#: An attempt with less time than this left is not started.
+MIN_ATTEMPT = 0.05
+RETRYABLE_STATUS = frozenset({408, 425, 429, *range(500, 600)}) - {501}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to.  ``error`` is a short machine word for lastError.kind."""
+
+    kind: Kind
+    status: int | None
+    detail: str
+    attempt: int
+    span_id: str
+    elapsed_ms: float
+    error: str | None = None
+    retry_after: float | None = None
+    at: float = field(default_factory=time.time)
+
+    def history_entry(self, by: str) -> dict[str, Any]:
+        from hookclient.clock import utc_iso
+
+        return {
+            "at": utc_iso(self.at),
+            "attempt": self.attempt,
+            "by": by,
+            "outcome": self.kind,
+            "status": self.status,
+            "error": self.error,
+            "detail": self.detail,
+            "elapsedMs": round(self.elapsed_ms, 1),
+            "spanId": self.span_id,
+        }
+
+    def last_error(self) -> dict[str, Any]:
+        return {"kind": self.error or "http", "status": self.status, "detail": self.detail}
+
+
+def classify(status: int) -> Kind:
+    """DESIGN.md's table: 2xx delivered; 408/425/429/5xx-but-501 retryable; else permanent."""
+    if 200 <= status < 300:
+        return "delivered"
+    if status in RETRYABLE_STATUS:
+        return "retryable"
+    return "permanent"
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks signature: ``v1,`` + base64(HMAC-SHA256(key, id.ts.body)).
+
+    A secret written ``whsec_<base64>`` is that key, base64-encoded (the spec's form);
+    any other string is used as UTF-8 bytes.
+    """
+    key = (
+        base64.b64decode(secret[len("whsec_") :])
+        if secret.startswith("whsec_")
+        else secret.encode("utf-8")
+    )
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def build_headers(
+    envelope: dict[str, Any],
+    body: bytes,
+    *,
+    attempt: int,
+    span_id: str,
+    token: str | None,
+    signing_secret: str | None,
+    now: float,
+) -> dict[str, str]:
+    request_id = str(envelope["requestId"])
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": request_id,
+        "X-Request-Id": request_id,
+        "traceparent": f"00-{envelope['traceId']}-{span_id}-01",
+        "User-Agent": USER_AGENT,
+        "X-Hook-Attempt": str(attempt),
+    }
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if signing_secret:
+        stamp = int(now)
+        headers["webhook-id"] = request_id
+        headers["webhook-timestamp"] = str(stamp)
+        headers["webhook-signature"] = sign(signing_secret, request_id, stamp, body)
+    return headers
+
+
+class Sender:
+    """One keep-alive httpx client for one endpoint; ``post`` never raises httpx errors."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        clock: Clock | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not endpoint.url:
+            raise ValueError("no endpoint url")
+        self.endpoint = endpoint
+        self.url: str = endpoint.url
+        self.clock = clock or Clock()
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(endpoint.timeout),
+            follow_redirects=False,
+            verify=_verify(endpoint),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def post(
+        self, envelope: dict[str, Any], body: bytes, *, attempt: int, timeout: float
+    ) -> Outcome:
+        """One attempt.  Returns delivered outcomes; raises Retryable / Permanent."""
+        span_id = random_hex(8)
+        headers = build_headers(
+            envelope,
+            body,
+            attempt=attempt,
+            span_id=span_id,
+            token=self.endpoint.token,
+            signing_secret=self.endpoint.signing_secret,
+            now=self.clock.now(),
+        )
+        start = self.clock.monotonic()
+
+        def done(kind: Kind, status: int | None, detail: str, **extra: Any) -> Outcome:
+            elapsed = (self.clock.monotonic() - start) * 1000
+            return Outcome(kind, status, detail, attempt, span_id, elapsed, **extra)
+
+        try:
+            response = self.client.post(
+                self.url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
+            )
+        except httpx.TimeoutException as exc:
+            raise Retryable(done("retryable", None, _describe(exc), error="timeout")) from None
+        except httpx.ConnectError as exc:
+            kind = "tls" if _is_tls(exc) else "connect"
+            raise Retryable(done("retryable", None, _describe(exc), error=kind)) from None
+        except httpx.UnsupportedProtocol as exc:
+            raise Permanent(done("permanent", None, _describe(exc), error="url")) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise Retryable(done("retryable", None, _describe(exc), error="reset")) from None
+        except httpx.TransportError as exc:
+            raise Retryable(done("retryable", None, _describe(exc), error="network")) from None
+        status = response.status_code
+        kind = classify(status)
+        detail = f"HTTP {status} {response.reason_phrase}".strip()
+        if kind == "delivered":
+            return done(kind, status, detail)
+        if kind == "permanent":
+            if 300 <= status < 400:
+                detail += " (redirects are not followed)"
+            raise Permanent(done(kind, status, detail, error="http"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
+        raise Retryable(done(kind, status, detail, error="http", retry_after=retry_after))
+
+
+def _verify(endpoint: Endpoint) -> Any:
+    """TLS verification for https URLs; a plain-http endpoint never does TLS (redirects
+    are not followed), so it skips loading the CA bundle, which costs a hook ~20 ms."""
+    if not (endpoint.url or "").startswith("https://"):
+        return False
+    if not endpoint.verify:
+        return False
+    import ssl
+
+    if endpoint.ca_bundle:
+        return ssl.create_default_context(cafile=str(endpoint.ca_bundle))
+    return True
+
+
+def _is_tls(exc: Exception) -> bool:
+    import ssl
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "SSL" in str(exc) or "certificate" in str(exc).lower()
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+class StopAtDeadline(tenacity.stop.stop_base):
+    """Stop when the next attempt could not start (after its wait) before the deadline.
+
+    tenacity's own ``stop_before_delay`` reads ``time.monotonic`` directly; this one uses
+    the injected clock, so tests exercise the budget without waiting.
+    """
+
+    def __init__(self, deadline: float, delay: float, clock: Clock) -> None:
+        self.deadline, self.delay, self.clock = deadline, delay, clock
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.clock.monotonic() + self.delay + MIN_ATTEMPT >= self.deadline
+
+
+def deliver_inline(
+    sender: Sender,
+    envelope: dict[str, Any],
+    body: bytes,
+    *,
+    first_attempt: int,
+    attempts: int,
+    delay: float,
+    deadline: float,
+    on_outcome: Callable[[Outcome], None],
+) -> Outcome:
+    """Up to ``attempts`` tries ``delay`` apart, none started past ``deadline`` (monotonic).
+
+    Each try's timeout is cut to the time left, so the whole stays inside the budget.
+    Returns the delivered outcome, or raises the last :class:`Retryable` /
+    :class:`Permanent`; ``on_outcome`` sees every attempt (for logs and history).
+    """
+    clock = sender.clock
+    counter = iter(range(first_attempt, first_attempt + attempts))
+
+    def one() -> Outcome:
+        attempt = next(counter)
+        left = deadline - clock.monotonic()
+        try:
+            outcome = sender.post(
+                envelope, body, attempt=attempt, timeout=min(sender.endpoint.timeout, left)
+            )
+        except DeliveryError as exc:
+            on_outcome(exc.outcome)
+            raise
+        on_outcome(outcome)
+        return outcome
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts) | StopAtDeadline(deadline, delay, clock),
+        wait=tenacity.wait_fixed(delay),
+        retry=tenacity.retry_if_exception_type(Retryable),
+        sleep=clock.sleep,
+        reraise=True,
+    )
+    if deadline - clock.monotonic() < MIN_ATTEMPT:
+        late = Outcome("retryable", None, "no time left in the budget", first_attempt, "", 0.0)
+        raise Retryable(late)
+    result: Outcome = retrying(one)
+    return result

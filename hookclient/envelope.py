@@ -1,0 +1,244 @@
+"""The envelope: Claude Code's hook payload wrapped with the ids that trace it.
+
+Everything on stdin is kept.  Valid JSON goes into ``payload`` verbatim (after key
+redaction); anything else (empty, truncated, not UTF-8, binary) still becomes an
+envelope, with ``payload: null``, the text in ``payloadRaw`` (the bytes as base64 in
+``payloadRawBase64`` when they are not UTF-8) and the reason in ``payloadError``.
+
+stdin is read in chunks with a deadline: Claude Code 2.1.197 closes it after the
+payload, but other callers may leave it open, and a hook that waits for EOF forever
+would hang the session.  The read stops at EOF, at ``stdin_timeout``, or once a complete
+JSON value has arrived and the pipe has stayed quiet for a moment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hookclient import __version__
+from hookclient.clock import utc_iso
+
+SCHEMA_VERSION = 1
+CLIENT = f"hookclient/{__version__}"
+REDACTED = "[REDACTED]"
+CHUNK = 1024 * 1024
+#: After a complete JSON value, this much silence on an open pipe ends the read.
+QUIET_AFTER_JSON = 0.05
+
+
+@dataclass(frozen=True)
+class StdinCapture:
+    """What the hook read: at most ``limit`` bytes kept, the true size counted."""
+
+    data: bytes
+    total_bytes: int
+    truncated: bool
+    timed_out: bool
+
+
+def read_stdin(fd: int, *, timeout: float, limit: int) -> StdinCapture:
+    """Read ``fd`` until EOF, a quiet complete JSON value, or ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    kept = total = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return _captured(chunks, total, limit, timed_out=True)
+        if not _readable(fd, 0):
+            # The pipe is quiet for now.  A whole JSON value already here, followed by a
+            # moment of silence, ends the read; otherwise wait for more up to the deadline.
+            if kept and total <= limit and _looks_complete(chunks):
+                if not _readable(fd, min(QUIET_AFTER_JSON, remaining)):
+                    return _captured(chunks, total, limit, timed_out=False)
+            elif not _readable(fd, remaining):
+                return _captured(chunks, total, limit, timed_out=True)
+        chunk = os.read(fd, CHUNK)
+        if not chunk:
+            return _captured(chunks, total, limit, timed_out=False)
+        total += len(chunk)
+        if kept <= limit:  # past the limit keep counting (and draining), stop keeping
+            chunks.append(chunk)
+            kept += len(chunk)
+
+
+def _captured(chunks: list[bytes], total: int, limit: int, *, timed_out: bool) -> StdinCapture:
+    data = b"".join(chunks)
+    return StdinCapture(data[:limit], total, total > limit, timed_out)
+
+
+def _readable(fd: int, wait: float) -> bool:
+    try:
+        ready, _, _ = select.select([fd], [], [], max(wait, 0))
+    except (OSError, ValueError):  # not selectable (a Windows pipe): block on the read
+        return True
+    return bool(ready)
+
+
+def _looks_complete(chunks: list[bytes]) -> bool:
+    """Cheap test first (ends in } or ]), a real parse only then."""
+    if not chunks or not chunks[-1].rstrip().endswith((b"}", b"]")):
+        return False
+    try:
+        json.loads(b"".join(chunks))
+    except ValueError:
+        return False
+    return True
+
+
+def uuid7(now: float | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix ms, then random bits; sorts by time."""
+    ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(os.urandom(10), "big")
+    rand_a = rand >> 68  # 12 bits
+    rand_b = rand & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def random_hex(nbytes: int) -> str:
+    """W3C trace ids and span ids: lowercase hex, never all zeros."""
+    while True:
+        value = os.urandom(nbytes).hex()
+        if value.strip("0"):
+            return value
+
+
+def redact(value: Any, keys: tuple[str, ...]) -> Any:
+    """Replace the values of matching keys, at any depth, in objects and arrays."""
+    if not keys:
+        return value
+    if isinstance(value, dict):
+        return {k: REDACTED if _sensitive(k, keys) else redact(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, keys) for v in value]
+    return value
+
+
+def _sensitive(key: str, keys: tuple[str, ...]) -> bool:
+    """``token`` matches token, github_token, x-api-token, token_value; not input_tokens."""
+    name = key.lower().replace("-", "_")
+    for k in keys:
+        k = k.lower().replace("-", "_")
+        if name == k or name.endswith("_" + k) or name.startswith(k + "_"):
+            return True
+    return False
+
+
+def build(
+    capture: StdinCapture,
+    *,
+    event_flag: str | None,
+    redact_keys: tuple[str, ...],
+    limit: int,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Wrap what was read into an envelope (DESIGN.md "The envelope")."""
+    now = time.time() if now is None else now
+    body: dict[str, Any] = _decode(capture, limit)
+    payload = body.get("payload")
+    if isinstance(payload, dict):
+        body["payload"] = payload = redact(payload, redact_keys)
+        name, session = payload.get("hook_event_name"), payload.get("session_id")
+    else:
+        name, session = _sniff(body.get("payloadRaw") or "")
+    event = name if isinstance(name, str) and name else (event_flag or "unknown")
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "requestId": uuid7(now),
+        "traceId": random_hex(16),
+        "spanId": random_hex(8),
+        "event": event,
+        "sessionId": session if isinstance(session, str) else None,
+        "timestamp": utc_iso(now),
+        "source": source(),
+        **body,
+    }
+
+
+def _decode(capture: StdinCapture, limit: int) -> dict[str, Any]:
+    data = capture.data
+    if capture.truncated:
+        return {
+            "payload": None,
+            "payloadRaw": data.decode("utf-8", "replace"),
+            "payloadTruncated": True,
+            "payloadBytes": capture.total_bytes,
+            "payloadError": (
+                f"payload of {capture.total_bytes} bytes is over max_payload_bytes ({limit}); "
+                f"the first {len(data)} bytes are kept in payloadRaw"
+            ),
+        }
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        import base64
+
+        return {
+            "payload": None,
+            "payloadRaw": data.decode("utf-8", "replace"),
+            "payloadRawBase64": base64.b64encode(data).decode("ascii"),
+            "payloadError": f"stdin is not UTF-8 ({exc.reason} at byte {exc.start})",
+        }
+    if not text.strip():
+        suffix = f" after {capture.total_bytes} bytes" if capture.total_bytes else ""
+        why = "stdin stayed open past stdin_timeout" if capture.timed_out else "stdin was empty"
+        return {"payload": None, "payloadRaw": text, "payloadError": why + suffix}
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        late = " (stdin stayed open past stdin_timeout)" if capture.timed_out else ""
+        return {"payload": None, "payloadRaw": text, "payloadError": f"invalid JSON: {exc}{late}"}
+    if not isinstance(payload, dict):
+        kind = type(payload).__name__
+        return {"payload": payload, "payloadError": f"payload is a JSON {kind}, not an object"}
+    return {"payload": payload}
+
+
+def _sniff(raw: str) -> tuple[str | None, str | None]:
+    """Best effort on a broken payload: its event and session still make it traceable."""
+    name = re.search(r'"hook_event_name"\s*:\s*"([A-Za-z]{1,64})"', raw)
+    session = re.search(r'"session_id"\s*:\s*"([^"\\]{1,128})"', raw)
+    return (name and name.group(1)), (session and session.group(1))
+
+
+def source() -> dict[str, Any]:
+    """Where the event came from.  Cheap calls only: this runs on every hook."""
+    try:
+        import pwd
+
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, AttributeError):
+        user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = None
+    return {
+        "host": _hostname(),
+        "user": user,
+        "cwd": cwd,
+        "pid": os.getpid(),
+        "client": CLIENT,
+    }
+
+
+def _hostname() -> str:
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
+    import platform
+
+    return platform.node()
+
+
+def dumps(envelope: dict[str, Any]) -> bytes:
+    """The exact bytes that are POSTed and spooled: compact UTF-8 JSON."""
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,339 @@
+"""``hookclient send``: the command Claude Code runs on every hook event.
+
+The order of work is the product's first promise: read stdin, build the envelope, and
+write it to the spool (fsync'd) *before* any network I/O.  Whatever happens after that
+(Claude Code's timeout kills us, the endpoint hangs, the process crashes) the event is
+on disk: in processing/ with our pid as owner (direct mode), which the daemon recovers,
+or in pending/.
+
+The second promise: nothing on stdout, exit 0, bounded time.  The only non-zero exit
+is 1, when the event could be neither delivered nor spooled (disk full, read-only
+spool); then one line goes to stderr.  Exit 2, which would block the user's prompt or
+tool call, is never used.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hookclient import envelope as env
+from hookclient.breaker import Breaker
+from hookclient.clock import utc_iso
+from hookclient.config import Config, default_paths, load_config
+from hookclient.errors import SpoolError
+from hookclient.logs import LogWriter
+from hookclient.spool import Record, Spool, State, new_state
+
+if TYPE_CHECKING:
+    from hookclient.delivery import Outcome
+
+#: Past the budget, the alarm gets this long before it interrupts a hanging request.
+ALARM_GRACE = 0.2
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    event: str | None = None
+    mode: str | None = None
+    config: str | None = None
+
+
+class BudgetExceeded(BaseException):
+    """Raised by the alarm inside a request that outlived the hook's budget.
+
+    A BaseException so that no library's ``except Exception`` swallows it.
+    """
+
+
+class Hook:
+    """One run of the hook: one event, one envelope, one spool record."""
+
+    def __init__(self, config: Config, options: SendOptions, started: float) -> None:
+        self.config = config
+        self.options = options
+        self.started = started
+        self.log = LogWriter(
+            config.logs.dir,
+            component="hook",
+            level=config.logs.level,
+            max_bytes=config.logs.max_bytes,
+            backups=config.logs.backups,
+        )
+        self.spool = Spool(config.queue.dir, max_bytes=config.queue.max_spool_bytes)
+        self.breaker = Breaker(
+            config.queue.dir / "breaker.json",
+            failures=config.queue.breaker_failures,
+            cooldown=config.queue.breaker_cooldown,
+        )
+        self.ids: dict[str, Any] = {"requestId": None}
+        self.probe = False
+        self.spooled = False
+
+    # -- the whole run ---------------------------------------------------------------
+
+    def run(self, stdin_fd: int) -> int:
+        delivery = self.config.delivery
+        capture = env.read_stdin(
+            stdin_fd, timeout=delivery.stdin_timeout, limit=delivery.max_payload_bytes
+        )
+        envelope = env.build(
+            capture,
+            event_flag=self.options.event,
+            redact_keys=delivery.redact_keys,
+            limit=delivery.max_payload_bytes,
+        )
+        self.ids = {
+            "requestId": envelope["requestId"],
+            "traceId": envelope["traceId"],
+            "spanId": envelope["spanId"],
+            "event": envelope["event"],
+        }
+        self._report_input(envelope)
+        mode, why = self._mode()
+        record = self._spool(envelope, mode, why)
+        if record is None:
+            return 1
+        self.spooled = True
+        if mode == "direct":
+            self._deliver(record)
+        return 0
+
+    def _report_input(self, envelope: dict[str, Any]) -> None:
+        self.log.log(
+            "debug", "debug", "event received", sessionId=envelope.get("sessionId"), **self.ids
+        )
+        for problem in self.config.problems:
+            self.log.log(
+                "error",
+                "error",
+                "configuration problem; event spooled, not sent",
+                error=problem,
+                **self.ids,
+            )
+        if "payloadError" in envelope:
+            self.log.log(
+                "error",
+                "warning",
+                "payload kept as raw text",
+                error=envelope["payloadError"],
+                payloadBytes=envelope.get("payloadBytes"),
+                **self.ids,
+            )
+
+    def _mode(self) -> tuple[str, str]:
+        """The mode for this event, and why when it is not the configured one."""
+        mode = self.options.mode or self.config.delivery.mode
+        if mode == "auto":
+            mode = "direct"  # until a running daemon is detected (queued issue)
+        if mode == "spool":
+            return "spool", "mode spool"
+        if self.config.problems:
+            return "spool", "configuration problem"
+        if not self.config.endpoint.url:
+            return "spool", "no [endpoint] url configured"
+        verdict = self.breaker.check()
+        if verdict == "open":
+            return "spool", "circuit breaker open"
+        self.probe = verdict == "probe"
+        return "direct", "probe" if self.probe else ""
+
+    # -- write-ahead ---------------------------------------------------------------------
+
+    def _spool(self, envelope: dict[str, Any], mode: str, why: str) -> Record | None:
+        now = time.time()
+        try:
+            if mode == "direct":
+                owner = {"pid": os.getpid(), "by": "hook", "claimedAt": utc_iso(now)}
+                state = new_state(now, due=now, owner=owner)
+                record = self.spool.add(envelope, state, State.PROCESSING)
+            else:
+                record = self.spool.add(envelope, new_state(now, due=now), State.PENDING)
+        except SpoolError as exc:
+            self.log.log("error", "error", "event could not be spooled", error=str(exc), **self.ids)
+            print(f"hookclient: event {self.ids['requestId']} not saved: {exc}", file=sys.stderr)
+            return None
+        self.log.log(
+            "queue",
+            "info",
+            "spooled" if mode == "spool" else "claimed for direct delivery",
+            state=record.where.value,
+            reason=why or None,
+            file=record.path.name,
+            elapsedMs=self._elapsed(),
+            **self.ids,
+        )
+        return record
+
+    # -- direct delivery ---------------------------------------------------------------
+
+    def _deliver(self, record: Record) -> None:
+        from hookclient.delivery import Sender, deliver_inline
+        from hookclient.errors import DeliveryError
+
+        delivery = self.config.delivery
+        budget = delivery.budget_for(self.ids["event"])
+        deadline = self.started + budget
+        attempts = 1 if self.probe else delivery.inline_attempts
+        body = env.dumps(record.envelope)
+        sender = Sender(self.config.endpoint)
+        outcome: Outcome | None = None
+        _arm_alarm(deadline - time.monotonic() + ALARM_GRACE)
+        try:
+            outcome = deliver_inline(
+                sender,
+                record.envelope,
+                body,
+                first_attempt=1,
+                attempts=attempts,
+                delay=delivery.inline_delay,
+                deadline=deadline,
+                on_outcome=lambda o: self._attempted(record, o),
+            )
+        except DeliveryError as exc:
+            outcome = exc.outcome
+        except BudgetExceeded:
+            outcome = None
+        finally:
+            _disarm_alarm()
+            sender.close()
+        if outcome is None or outcome.kind == "retryable":
+            self._requeue(record, outcome)
+        elif outcome.kind == "delivered":
+            self._delivered(record, outcome)
+        else:
+            self._failed(record, outcome)
+
+    def _attempted(self, record: Record, outcome: Outcome) -> None:
+        state = record.state
+        state["attempts"] = outcome.attempt
+        state["lastAttemptAt"] = utc_iso(outcome.at)
+        state.setdefault("history", []).append(outcome.history_entry("hook"))
+        if outcome.kind != "delivered":
+            state["lastError"] = outcome.last_error()
+        self.log.log(
+            "queue",
+            "info" if outcome.kind == "delivered" else "warning",
+            "attempt",
+            attempt=outcome.attempt,
+            status=outcome.status,
+            outcome=outcome.kind,
+            error=outcome.detail if outcome.kind != "delivered" else None,
+            elapsedMs=round(outcome.elapsed_ms, 1),
+            **{**self.ids, "spanId": outcome.span_id or self.ids["spanId"]},
+        )
+        if outcome.kind == "retryable":
+            self.breaker.failure()
+        elif outcome.kind == "delivered":
+            self.breaker.success()
+
+    def _delivered(self, record: Record, outcome: Outcome) -> None:
+        self.spool.remove(record)
+        self.log.log(
+            "success",
+            "info",
+            "delivered",
+            attempt=outcome.attempt,
+            status=outcome.status,
+            outcome="delivered",
+            elapsedMs=self._elapsed(),
+            **self.ids,
+        )
+
+    def _failed(self, record: Record, outcome: Outcome) -> None:
+        record.state.pop("owner", None)
+        moved = self.spool.transition(record, State.FAILED)
+        self.log.log(
+            "error",
+            "error",
+            "failed permanently",
+            attempt=outcome.attempt,
+            status=outcome.status,
+            outcome="permanent",
+            error=outcome.detail,
+            state="failed",
+            file=moved.path.name,
+            **self.ids,
+        )
+
+    def _requeue(self, record: Record, outcome: Outcome | None) -> None:
+        from hookclient.backoff import next_delay
+
+        queue = self.config.queue
+        if outcome is None:  # the alarm cut a request that outlived the budget
+            detail = "hook budget exhausted while the request was in flight"
+            record.state["lastError"] = {"kind": "timeout", "status": None, "detail": detail}
+        delay = next_delay(
+            0,
+            schedule=queue.backoff,
+            jitter=queue.jitter,
+            retry_after=outcome.retry_after if outcome else None,
+            retry_after_cap=queue.retry_after_cap,
+        )
+        due = time.time() + delay
+        record.state["retries"] = 0
+        record.state["nextAttemptAt"] = utc_iso(due)
+        record.state.pop("owner", None)
+        moved = self.spool.transition(record, State.PENDING)
+        self.log.log(
+            "queue",
+            "warning",
+            "retry scheduled",
+            state="pending",
+            nextAttemptAt=utc_iso(due),
+            error=(record.state.get("lastError") or {}).get("detail"),
+            file=moved.path.name,
+            elapsedMs=self._elapsed(),
+            **self.ids,
+        )
+
+    def _elapsed(self) -> float:
+        return round((time.monotonic() - self.started) * 1000, 1)
+
+
+def _on_alarm(_signum: int, _frame: object) -> None:
+    raise BudgetExceeded
+
+
+def _arm_alarm(seconds: float) -> None:
+    """A hard stop for a request that trickles past its per-phase timeouts (POSIX)."""
+    if hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+
+
+def _disarm_alarm() -> None:
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def send(
+    options: SendOptions, *, environ: Mapping[str, str] | None = None, stdin_fd: int = 0
+) -> int:
+    """Run the hook; never raises, never exits 2."""
+    started = time.monotonic()
+    environ = os.environ if environ is None else environ
+    paths: list[Path] = default_paths(environ, options.config)
+    overrides = {"delivery.mode": options.mode}
+    hook: Hook | None = None
+    try:
+        config = load_config(paths, environ, overrides, strict=False)
+        hook = Hook(config, options, started)
+        return hook.run(stdin_fd)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        import traceback
+
+        if hook is not None:
+            hook.log.log(
+                "error", "error", "internal error", error=traceback.format_exc(), **hook.ids
+            )
+            if hook.spooled:
+                return 0  # the event is safe on disk; the daemon will deliver it
+        print(f"hookclient: internal error, event not saved: {exc!r}"[:500], file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""queued: the daemon that replays hookclient's spool, and its admin CLI."""

@@ -1,0 +1,1 @@
+"""Reference webhook receiver for hookclient (Starlette + uvicorn + SQLite)."""
