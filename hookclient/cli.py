@@ -109,10 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         if argv[:1] == ["send"]:
             # A typo in the hook's registered command must not lose the event: capture it
-            # with the configuration's defaults, and let the stderr line tell why.
-            from hookclient.hook import SendOptions, send
+            # with whatever flags could be understood, and let the stderr line tell why.
+            from hookclient.hook import parse_flags, send
 
-            return send(SendOptions())
+            return send(parse_flags(argv[1:])[0])
         return 1
     try:
         if args.command == "send":

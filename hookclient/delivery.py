@@ -256,6 +256,16 @@ class StopAtDeadline(tenacity.stop.stop_base):
         return self.clock.monotonic() + self.delay + MIN_ATTEMPT >= self.deadline
 
 
+class StopWhen(tenacity.stop.stop_base):
+    """Stop as soon as a predicate says so (the breaker just opened)."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self.predicate = predicate
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.predicate()
+
+
 def deliver_inline(
     sender: Sender,
     envelope: dict[str, Any],
@@ -266,12 +276,14 @@ def deliver_inline(
     delay: float,
     deadline: float,
     on_outcome: Callable[[Outcome], None],
+    give_up: Callable[[], bool] = lambda: False,
 ) -> Outcome:
     """Up to ``attempts`` tries ``delay`` apart, none started past ``deadline`` (monotonic).
 
     Each try's timeout is cut to the time left, so the whole stays inside the budget.
     Returns the delivered outcome, or raises the last :class:`Retryable` /
     :class:`Permanent`; ``on_outcome`` sees every attempt (for logs and history).
+    ``give_up`` is asked between attempts (the hook stops when the breaker opens).
     """
     clock = sender.clock
     counter = iter(range(first_attempt, first_attempt + attempts))
@@ -290,7 +302,11 @@ def deliver_inline(
         return outcome
 
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts) | StopAtDeadline(deadline, delay, clock),
+        stop=(
+            tenacity.stop_after_attempt(attempts)
+            | StopAtDeadline(deadline, delay, clock)
+            | StopWhen(give_up)
+        ),
         wait=tenacity.wait_fixed(delay),
         retry=tenacity.retry_if_exception_type(Retryable),
         sleep=clock.sleep,

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hookclient import daemon
 from hookclient import envelope as env
 from hookclient.breaker import Breaker
 from hookclient.clock import utc_iso
 from hookclient.config import Config, default_paths, load_config
 from hookclient.errors import SpoolError
+from hookclient.lockprobe import lock_held
 from hookclient.logs import LogWriter
 from hookclient.spool import Record, Spool, State, new_state
 
@@ -74,6 +76,7 @@ class Hook:
         )
         self.ids: dict[str, Any] = {"requestId": None}
         self.probe = False
+        self.breaker_opened = False
         self.spooled = False
 
     # -- the whole run ---------------------------------------------------------------
@@ -97,12 +100,14 @@ class Hook:
         }
         self._report_input(envelope)
         mode, why = self._mode()
-        record = self._spool(envelope, mode, why)
+        record = self._spool(envelope, "direct" if mode == "direct" else "spool", why)
         if record is None:
             return 1
         self.spooled = True
         if mode == "direct":
             self._deliver(record)
+        elif mode == "autostart":
+            self._autostart(record)
         return 0
 
     def _report_input(self, envelope: dict[str, Any]) -> None:
@@ -130,14 +135,20 @@ class Hook:
     def _mode(self) -> tuple[str, str]:
         """The mode for this event, and why when it is not the configured one."""
         mode = self.options.mode or self.config.delivery.mode
-        if mode == "auto":
-            mode = "direct"  # until a running daemon is detected (queued issue)
         if mode == "spool":
             return "spool", "mode spool"
         if self.config.problems:
             return "spool", "configuration problem"
         if not self.config.endpoint.url:
             return "spool", "no [endpoint] url configured"
+        if mode == "auto":
+            if lock_held(self.config.queue.dir / "daemon.lock"):
+                return "spool", "daemon running"
+            if self.config.delivery.autostart:
+                return "autostart", "no daemon running: starting one"
+        return self._direct()
+
+    def _direct(self) -> tuple[str, str]:
         verdict = self.breaker.check()
         if verdict == "open":
             return "spool", "circuit breaker open"
@@ -171,6 +182,31 @@ class Hook:
         )
         return record
 
+    # -- auto mode: a daemon delivers ---------------------------------------------------
+
+    def _autostart(self, record: Record) -> None:
+        """Start ``queued`` detached; if that is impossible, deliver this one directly."""
+        try:
+            started = daemon.start(
+                self.config.queue.dir, self.config.queue.idle_exit, self.options.config
+            )
+        except OSError as exc:
+            problem = f"cannot start queued: {exc.strerror or exc}"
+        else:
+            if started is not None:
+                self.log.log("queue", "info", "daemon started", daemonPid=started, **self.ids)
+            return
+        self.log.log(
+            "error", "warning", "autostart failed; delivering directly", error=problem, **self.ids
+        )
+        mode, _why = self._direct()
+        if mode != "direct":
+            return  # the breaker is open: the event waits in pending/
+        owner = {"pid": os.getpid(), "by": "hook", "claimedAt": utc_iso(time.time())}
+        claimed = self.spool.claim(record, owner)
+        if claimed is not None:
+            self._deliver(claimed)
+
     # -- direct delivery ---------------------------------------------------------------
 
     def _deliver(self, record: Record) -> None:
@@ -195,6 +231,7 @@ class Hook:
                 delay=delivery.inline_delay,
                 deadline=deadline,
                 on_outcome=lambda o: self._attempted(record, o),
+                give_up=lambda: self.breaker_opened,
             )
         except DeliveryError as exc:
             outcome = exc.outcome
@@ -229,7 +266,7 @@ class Hook:
             **{**self.ids, "spanId": outcome.span_id or self.ids["spanId"]},
         )
         if outcome.kind == "retryable":
-            self.breaker.failure()
+            self.breaker_opened = self.breaker.failure()
         elif outcome.kind == "delivered":
             self.breaker.success()
 
@@ -311,6 +348,46 @@ def _arm_alarm(seconds: float) -> None:
 def _disarm_alarm() -> None:
     if hasattr(signal, "setitimer"):
         signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+FLAGS = ("--event", "--mode", "--config")
+MODES = ("auto", "direct", "spool")
+
+
+def parse_flags(argv: list[str]) -> tuple[SendOptions, list[str]]:
+    """``--event X``, ``--mode M``, ``--config P`` (or ``--flag=value``); the rest is
+    returned as not understood.  Hand-written because argparse costs the hook 8 ms."""
+    values: dict[str, str] = {}
+    unknown: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        name, eq, value = word.partition("=")
+        if name in FLAGS and eq:
+            values[name] = value
+        elif name in FLAGS and i + 1 < len(argv):
+            values[name] = argv[i + 1]
+            i += 1
+        else:
+            unknown.append(word)
+        i += 1
+    mode = values.get("--mode")
+    if mode is not None and mode not in MODES:
+        unknown.append(f"--mode {mode}")
+        mode = None
+    return SendOptions(values.get("--event"), mode, values.get("--config")), unknown
+
+
+def main(argv: list[str]) -> int:
+    """``hookclient send`` from the command line.  A flag it does not understand is
+    reported on stderr but never stops the event from being captured."""
+    options, unknown = parse_flags(argv)
+    if unknown:
+        print(
+            f"hookclient send: ignoring {' '.join(unknown)} (see hookclient send --help)",
+            file=sys.stderr,
+        )
+    return send(options)
 
 
 def send(

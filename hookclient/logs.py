@@ -140,7 +140,7 @@ def log_files(directory: Path) -> list[Path]:
     return found
 
 
-def structlog_logger(writer: LogWriter, **bound: Any) -> Any:
+def structlog_logger(writer: LogWriter, **bound: Any) -> EventLogger:
     """A structlog logger for long-lived processes, writing the same lines as the hook.
 
     Pass ``stream=`` on a call to choose the file; otherwise warnings and errors go to
@@ -164,12 +164,45 @@ def structlog_logger(writer: LogWriter, **bound: Any) -> Any:
                 "pid": writer.pid,
             }
             record.update((k, v) for k, v in event.items() if v is not None)
+            if HOOK_EVENT in record:
+                record["event"] = record.pop(HOOK_EVENT)
             writer.write(stream, record)
         raise structlog.DropEvent
 
-    return structlog.wrap_logger(
+    logger = structlog.wrap_logger(
         None,
         processors=[structlog.contextvars.merge_contextvars, emit],
         context_class=dict,
         cache_logger_on_first_use=False,
     ).bind(**bound)
+    return EventLogger(logger)
+
+
+#: structlog reserves the keyword ``event`` for the message; ours carries the hook event.
+HOOK_EVENT = "_hook_event"
+
+
+class EventLogger:
+    """``log.info(msg, event="Stop", ...)`` on top of structlog, whose own first
+    parameter is called ``event``: the field travels under another name and is
+    renamed back when the line is written."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    def _emit(self, level: str, msg: str, fields: dict[str, Any]) -> None:
+        if "event" in fields:
+            fields[HOOK_EVENT] = fields.pop("event")
+        getattr(self._logger, level)(msg, **fields)
+
+    def debug(self, msg: str, **fields: Any) -> None:
+        self._emit("debug", msg, fields)
+
+    def info(self, msg: str, **fields: Any) -> None:
+        self._emit("info", msg, fields)
+
+    def warning(self, msg: str, **fields: Any) -> None:
+        self._emit("warning", msg, fields)
+
+    def error(self, msg: str, **fields: Any) -> None:
+        self._emit("error", msg, fields)

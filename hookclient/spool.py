@@ -121,6 +121,8 @@ class Spool:
                 path.chmod(0o700)
             except FileExistsError:
                 pass
+            except OSError as exc:
+                raise _spool_error(exc, path / "x") from exc
         self._made = True
 
     def add(self, envelope: dict[str, Any], state: dict[str, Any], where: State) -> Record:

@@ -1,0 +1,72 @@
+"""Starting the ``queued`` daemon from a hook, detached and cheaply.
+
+The hook must exit at once and must not hold the Claude Code session: the CLI waits
+until the hook's stdout and stderr close, so the daemon gets /dev/null for all three
+standard streams, a session of its own (no terminal signals from Claude Code's process
+group), and no other descriptors (Python opens everything close-on-exec).  It uses
+``os.posix_spawn`` rather than ``subprocess``, whose import alone costs a hook more
+than the spawn.
+
+Many hooks may fire at once with no daemon running.  ``daemon.starting``, created with
+O_EXCL, lets only the first of them spawn one; the daemon removes it once it holds
+the lock.  Should several start anyway, the lock lets one win and the rest exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+#: A start marker older than this is from a daemon that never came up; try again.
+STARTING_TTL = 10.0
+
+
+def queued_script() -> Path:
+    """The ``queued`` script installed next to this interpreter."""
+    return Path(sys.executable).with_name("queued")
+
+
+def start(spool_dir: Path, idle_exit: float, config: str | None) -> int | None:
+    """Spawn ``queued run --idle-exit N --autostarted``; its pid, or None if another
+    hook is already starting one.  Raises OSError when it cannot be started."""
+    script = queued_script()
+    if not os.access(script, os.X_OK):
+        raise FileNotFoundError(2, f"no queued script at {script}")
+    if not _claim_start(spool_dir / "daemon.starting"):
+        return None
+    argv = [str(script), "run", "--idle-exit", f"{idle_exit:g}", "--autostarted"]
+    if config:
+        argv += ["--config", os.path.abspath(config)]
+    devnull = os.devnull
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
+    ]
+    try:
+        return os.posix_spawn(
+            str(script), argv, dict(os.environ), file_actions=actions, setsid=True
+        )
+    except OSError:
+        (spool_dir / "daemon.starting").unlink(missing_ok=True)
+        raise
+
+
+def _claim_start(marker: Path) -> bool:
+    for _ in range(2):
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            try:
+                if time.time() - marker.stat().st_mtime < STARTING_TTL:
+                    return False
+                marker.unlink()
+            except FileNotFoundError:
+                pass
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False

@@ -1,0 +1,349 @@
+"""The queue admin commands: status, list, show, replay-failed, purge.
+
+They read and move spool files with the same ``Spool`` methods as the daemon, so they
+work whether a daemon runs or not: a replayed file lands in pending/ with an
+``os.replace``, which the daemon's watcher sees at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hookclient.clock import parse_iso, utc_iso
+from hookclient.config import Config
+from hookclient.errors import CorruptFile, HookclientError
+from hookclient.logs import log_files
+from hookclient.spool import STATES, Record, Spool, State
+from queued.daemon import daemon_running
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class AdminError(HookclientError):
+    """A command that cannot do what was asked; the message says what to do instead."""
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` -> seconds."""
+    match = DURATION.match(text)
+    if not match:
+        raise AdminError(f"cannot read duration {text!r}: use a number with s, m, h, d or w")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def parse_since(text: str, now: float) -> float:
+    """An RFC 3339 time, or a duration meaning 'that long ago'."""
+    if DURATION.match(text):
+        return now - parse_duration(text)
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise AdminError(
+            f"cannot read --since {text!r}: give a time (2026-11-22T10:00:00Z) or a duration (2h)"
+        ) from None
+
+
+def open_spool(config: Config) -> Spool:
+    root = config.queue.dir
+    if not (root / State.PENDING.value).is_dir():
+        raise AdminError(
+            f"no spool at {root}: nothing was ever spooled with this configuration "
+            "(check `hookclient config show`, or pass --config)"
+        )
+    return Spool(root, max_bytes=config.queue.max_spool_bytes)
+
+
+@dataclass
+class Row:
+    record: Record
+
+    def summary(self) -> dict[str, Any]:
+        env, state = self.record.envelope, self.record.state
+        error = state.get("lastError") or {}
+        return {
+            "requestId": env.get("requestId"),
+            "state": self.record.where.value,
+            "event": env.get("event"),
+            "sessionId": env.get("sessionId"),
+            "createdAt": state.get("createdAt"),
+            "attempts": state.get("attempts", 0),
+            "retries": state.get("retries", 0),
+            "nextAttemptAt": state.get("nextAttemptAt"),
+            "lastStatus": error.get("status"),
+            "lastError": error.get("detail"),
+            "file": self.record.path.name,
+        }
+
+
+def records(spool: Spool, states: Iterable[State]) -> Iterable[Record]:
+    for state in states:
+        for item in spool.records(state):
+            if isinstance(item, Record):
+                yield item
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+def status(config: Config) -> dict[str, Any]:
+    spool = open_spool(config)
+    now = time.time()
+    counts = {s.value: len(spool.paths(s)) for s in (*STATES, State.CORRUPT, State.TMP)}
+    oldest = next_due = None
+    for record in records(spool, [State.PENDING]):
+        created = _time(record.state.get("createdAt"))
+        due = _time(record.state.get("nextAttemptAt"))
+        if created is not None and (oldest is None or created < oldest):
+            oldest = created
+        if due is not None and (next_due is None or due < next_due):
+            next_due = due
+    daemon = daemon_running(config.queue.dir)
+    breaker = _read_json(config.queue.dir / "breaker.json") or {"state": "closed"}
+    if breaker.get("state") == "open" and float(breaker.get("openUntil", 0)) <= now:
+        breaker["state"] = "half-open (next attempt probes)"
+    return {
+        "spool": str(config.queue.dir),
+        "endpoint": config.endpoint.url,
+        "counts": counts,
+        "oldestPendingAgeSeconds": round(now - oldest, 1) if oldest else None,
+        "nextDueAt": utc_iso(next_due) if next_due else None,
+        "daemon": daemon,
+        "breaker": breaker,
+        "lastDelivery": _last_line(config.logs.dir, "success", "delivered"),
+        "lastFailure": _last_line(config.logs.dir, "error", None),
+    }
+
+
+def format_status(info: dict[str, Any]) -> str:
+    counts = info["counts"]
+    daemon = info["daemon"]
+    if daemon:
+        how = "autostarted by a hook" if daemon.get("autostarted") else "started by hand"
+        idle = daemon.get("idleExit")
+        idle_text = f", exits after {idle:g} s idle" if idle else ""
+        daemon_text = f"running, pid {daemon.get('pid')} ({how}{idle_text})"
+    else:
+        daemon_text = "not running"
+    breaker = info["breaker"]
+    breaker_text = breaker.get("state", "closed")
+    if breaker.get("openUntil") and breaker_text == "open":
+        breaker_text += f" until {utc_iso(float(breaker['openUntil']))}"
+    lines = [
+        f"spool       {info['spool']}",
+        f"endpoint    {info['endpoint'] or '(none configured)'}",
+        "events      " + "  ".join(f"{k} {v}" for k, v in counts.items()),
+        f"oldest      {_age(info['oldestPendingAgeSeconds'])}",
+        f"next due    {info['nextDueAt'] or '-'}",
+        f"daemon      {daemon_text}",
+        f"breaker     {breaker_text} ({breaker.get('failures', 0)} failures in a row)",
+        f"last sent   {_line_text(info['lastDelivery'])}",
+        f"last error  {_line_text(info['lastFailure'])}",
+    ]
+    return "\n".join(lines)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago (pending)"
+    return f"{seconds:.0f}s ago (pending)"
+
+
+def _line_text(line: dict[str, Any] | None) -> str:
+    if not line:
+        return "-"
+    parts = [line.get("ts", ""), line.get("msg", ""), str(line.get("requestId", ""))]
+    if line.get("status"):
+        parts.append(f"HTTP {line['status']}")
+    if line.get("error"):
+        parts.append(str(line["error"])[:80])
+    return "  ".join(p for p in parts if p)
+
+
+def _last_line(log_dir: Path, stream: str, msg: str | None) -> dict[str, Any] | None:
+    """The newest line of ``stream`` (about an event, with ``msg`` if given)."""
+    for path in reversed([p for p in log_files(log_dir) if p.name.startswith(stream)]):
+        try:
+            lines = _tail(path)
+        except OSError:
+            continue
+        for raw in reversed(lines):
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if line.get("requestId") and (msg is None or line.get("msg") == msg):
+                return dict(line)
+    return None
+
+
+def _tail(path: Path, size: int = 65536) -> list[str]:
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        end = fh.tell()
+        fh.seek(max(0, end - size))
+        return fh.read().decode("utf-8", "replace").splitlines()
+
+
+# -- list / show -------------------------------------------------------------------------
+
+
+def list_events(
+    config: Config, *, state: str | None, event: str | None, limit: int
+) -> list[dict[str, Any]]:
+    spool = open_spool(config)
+    states = [State(state)] if state else list(STATES)
+    out: list[dict[str, Any]] = []
+    for record in records(spool, states):
+        if event and record.envelope.get("event") != event:
+            continue
+        out.append(Row(record).summary())
+        if len(out) >= limit:
+            break
+    return out
+
+
+def show(config: Config, request_id: str) -> dict[str, Any]:
+    spool = open_spool(config)
+    matches = [p for s in STATES for p in spool.paths(s) if request_id in p.name]
+    if not matches:
+        raise AdminError(f"no event {request_id} in {spool.root} (delivered events leave no file)")
+    if len(matches) > 1:
+        raise AdminError(f"{request_id} matches {len(matches)} events; give more of the id")
+    try:
+        record = spool.read(matches[0])
+    except CorruptFile as exc:
+        raise AdminError(str(exc)) from None
+    return {"state": record.where.value, "file": str(record.path), **record.body()}
+
+
+# -- replay-failed -----------------------------------------------------------------------
+
+
+@dataclass
+class Selector:
+    ids: list[str]
+    all: bool
+    event: str | None
+    status: int | None
+    since: float | None
+
+    def empty(self) -> bool:
+        return not (self.ids or self.all or self.event or self.status is not None or self.since)
+
+    def matches(self, record: Record) -> bool:
+        env, state = record.envelope, record.state
+        if self.ids and not any(str(env.get("requestId", "")).startswith(i) for i in self.ids):
+            return False
+        if self.event and env.get("event") != self.event:
+            return False
+        if self.status is not None and (state.get("lastError") or {}).get("status") != self.status:
+            return False
+        if self.since is not None:
+            when = _time(state.get("lastAttemptAt") or state.get("createdAt"))
+            if when is None or when < self.since:
+                return False
+        return True
+
+
+def replay_failed(config: Config, selector: Selector, *, dry_run: bool) -> list[dict[str, Any]]:
+    """failed/ -> pending/, retries reset, due now.  Returns what was (or would be) moved."""
+    if selector.empty():
+        raise AdminError(
+            "replay-failed needs a selector: REQUEST_ID ..., --all, --event E, --status CODE "
+            "or --since T (add --dry-run to preview)"
+        )
+    spool = open_spool(config)
+    moved = []
+    now = time.time()
+    for record in records(spool, [State.FAILED]):
+        if not selector.matches(record):
+            continue
+        summary = Row(record).summary()
+        if not dry_run:
+            record.state["retries"] = 0
+            record.state["nextAttemptAt"] = utc_iso(now)
+            record.state.setdefault("history", []).append(
+                {"at": utc_iso(now), "by": "replay-failed", "outcome": "replayed"}
+            )
+            try:
+                spool.transition(record, State.PENDING)
+            except FileNotFoundError:
+                continue
+            _log(config, "replayed from failed", record)
+        moved.append(summary)
+    return moved
+
+
+def _log(config: Config, msg: str, record: Record, **extra: Any) -> None:
+    from hookclient.logs import LogWriter
+
+    writer = LogWriter(
+        config.logs.dir,
+        component="cli",
+        level=config.logs.level,
+        max_bytes=config.logs.max_bytes,
+        backups=config.logs.backups,
+    )
+    env = record.envelope
+    writer.log(
+        "queue",
+        "info",
+        msg,
+        requestId=env.get("requestId"),
+        traceId=env.get("traceId"),
+        spanId=env.get("spanId"),
+        event=env.get("event"),
+        state="pending",
+        **extra,
+    )
+
+
+# -- purge -------------------------------------------------------------------------------
+
+
+def purge_candidates(config: Config, state: str, older_than: float) -> list[Path]:
+    spool = open_spool(config)
+    if state not in ("failed", "corrupt"):
+        raise AdminError("purge works on --state failed or --state corrupt only")
+    cutoff = time.time() - older_than
+    directory = spool.dir(State(state))
+    found = []
+    for path in sorted(directory.iterdir()):
+        try:
+            if path.lstat().st_mtime < cutoff:
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+def confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _time(value: Any) -> float | None:
+    try:
+        return parse_iso(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,250 @@
+"""The ``queued`` command line: the daemon (``run``) and the queue admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from hookclient import __version__
+from hookclient.config import Config, default_paths, load_config
+from hookclient.errors import HookclientError
+from queued import admin
+
+DESCRIPTION = """\
+queued delivers the events that `hookclient send` spooled, and lets you inspect and
+steer the queue. Every command works whether the daemon runs or not.
+"""
+
+EPILOG = """\
+examples:
+  queued run                         deliver until stopped (Ctrl-C or SIGTERM)
+  queued run --once                  deliver what is due now, then exit (cron, SessionEnd)
+  queued status                      counts per state, daemon, breaker, last delivery
+  queued list --state failed         what failed, with the last error
+  queued show 019ab2c4               one event: envelope, state, attempt history
+  queued replay-failed --status 401  send the 401s again (after fixing the token)
+  queued purge --state failed --older-than 30d --yes
+"""
+
+
+class UsageError(HookclientError):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="queued",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"queued {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="run the daemon: deliver spooled events with backoff",
+        description=(
+            "Take the spool's lock, move abandoned claims back to pending/, then deliver due "
+            "events in creation order; new files are seen within milliseconds (watchdog) and "
+            "a rescan every rescan_interval seconds catches anything missed. Retryable "
+            "failures wait backoff[k] (with jitter, or the server's Retry-After); after "
+            "max_retries the event moves to failed/. SIGTERM or Ctrl-C finishes in-flight "
+            "deliveries and exits 0; a second signal exits at once."
+        ),
+    )
+    run.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    run.add_argument("--workers", type=int, metavar="N", help="concurrent deliveries (default 4)")
+    run.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="SECONDS",
+        help="exit 0 after this long with nothing pending or in flight (0 = never, default)",
+    )
+    run.add_argument("--autostarted", action="store_true", help=argparse.SUPPRESS)
+    _common(run, json_flag=False)
+
+    status = sub.add_parser("status", help="counts per state, daemon, breaker, last delivery")
+    _common(status)
+
+    lst = sub.add_parser("list", help="list spooled events, oldest first")
+    lst.add_argument("--state", choices=("pending", "processing", "failed"))
+    lst.add_argument("--event", metavar="E", help="only this event name (e.g. PostToolUse)")
+    lst.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    _common(lst)
+
+    show = sub.add_parser("show", help="one event: envelope, state and attempt history")
+    show.add_argument("request_id", metavar="REQUEST_ID", help="the requestId or a unique prefix")
+    _common(show, json_flag=False)
+
+    replay = sub.add_parser(
+        "replay-failed",
+        help="move failed events back to pending/, retries reset, due now",
+        description=(
+            "Select failed events and move them back to pending/ with their retries reset and "
+            "due now; a running daemon picks them up at once. Refuses without a selector."
+        ),
+    )
+    replay.add_argument("request_ids", nargs="*", metavar="REQUEST_ID", help="ids or prefixes")
+    replay.add_argument("--all", action="store_true", help="every failed event")
+    replay.add_argument("--event", metavar="E", help="failed events of this event name")
+    replay.add_argument(
+        "--status", type=int, metavar="CODE", help="whose last HTTP status was CODE"
+    )
+    replay.add_argument("--since", metavar="T", help="last attempted since T (time or 2h, 1d)")
+    replay.add_argument("--dry-run", action="store_true", help="print what would move, move none")
+    _common(replay)
+
+    purge = sub.add_parser(
+        "purge",
+        help="delete old failed or corrupt files",
+        description="Delete files in failed/ or corrupt/ older than a duration. Asks first "
+        "unless --yes.",
+    )
+    purge.add_argument("--state", required=True, choices=("failed", "corrupt"))
+    purge.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
+    purge.add_argument("--yes", action="store_true", help="do not ask")
+    _common(purge, json_flag=False)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    parser.add_argument(
+        "--config", metavar="PATH", help="read this TOML file (env HOOKCLIENT_CONFIG)"
+    )
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(default_paths(os.environ, args.config), os.environ)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return 1
+        return COMMANDS[args.command](args)
+    except HookclientError as exc:
+        print(f"queued: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from queued.daemon import Daemon, LockHeld
+
+    config = load(args)
+    if not config.endpoint.url:
+        raise admin.AdminError("no [endpoint] url configured; see `hookclient config show`")
+    daemon = Daemon(
+        config,
+        workers=args.workers,
+        idle_exit=args.idle_exit or 0.0,
+        autostarted=args.autostarted,
+    )
+    try:
+        return daemon.run(once=args.once)
+    except LockHeld:
+        if args.autostarted:
+            return 0  # several hooks raced to start one; another daemon won: all is well
+        raise
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = admin.status(load(args))
+    print(json.dumps(info, indent=2) if args.json else admin.format_status(info))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = admin.list_events(load(args), state=args.state, event=args.event, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no events")
+        return 0
+    _table(
+        rows, ["requestId", "state", "event", "createdAt", "retries", "nextAttemptAt", "lastStatus"]
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    print(json.dumps(admin.show(load(args), args.request_id), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import time
+
+    selector = admin.Selector(
+        ids=args.request_ids,
+        all=args.all,
+        event=args.event,
+        status=args.status,
+        since=admin.parse_since(args.since, time.time()) if args.since else None,
+    )
+    moved = admin.replay_failed(load(args), selector, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(moved, indent=2))
+        return 0
+    verb = "would move" if args.dry_run else "moved"
+    for row in moved:
+        print(f"{verb}  {row['requestId']}  {row['event']}  last status {row['lastStatus']}")
+    print(f"{len(moved)} event(s) {verb} from failed/ to pending/")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    config = load(args)
+    older = admin.parse_duration(args.older_than)
+    paths = admin.purge_candidates(config, args.state, older)
+    if not paths:
+        print(f"nothing in {args.state}/ older than {args.older_than}")
+        return 0
+    question = f"delete {len(paths)} file(s) from {args.state}/ older than {args.older_than}?"
+    if not args.yes and not admin.confirm(question):
+        print(f"{question} not confirmed: nothing deleted (pass --yes to skip the question)")
+        return 1
+    for path in paths:
+        path.unlink(missing_ok=True)
+        print(f"deleted  {path.name}")
+    print(f"{len(paths)} file(s) deleted")
+    return 0
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    def cell(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    widths = {c: max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "status": cmd_status,
+    "list": cmd_list,
+    "show": cmd_show,
+    "replay-failed": cmd_replay,
+    "purge": cmd_purge,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,557 @@
+"""``queued run``: deliver what the hooks spooled, promptly when the endpoint is up,
+patiently with backoff when it is not.
+
+The loop (one thread) owns the agenda; deliveries run on a small thread pool sharing one
+keep-alive httpx client.  A watchdog observer on pending/ wakes the loop within
+milliseconds of a new file; a periodic rescan is the truth (inotify can overflow and
+drop events silently, watchdog issue 654).
+
+    start ── lock ── recover ── rescan ─┬─> wait (next due / rescan / event / signal)
+                                        │      │
+                                        │      v
+                                        └── dispatch due names to workers (claim by rename)
+
+Signals only set flags; the loop stops claiming, lets in-flight deliveries finish (each
+bounded by the request timeout), releases the lock and exits 0.  A second signal exits
+at once; files it leaves in processing/ are recovered by the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from hookclient.backoff import next_delay
+from hookclient.breaker import Breaker
+from hookclient.clock import Clock, parse_iso, utc_iso
+from hookclient.config import Config
+from hookclient.delivery import Outcome, Sender
+from hookclient.envelope import dumps
+from hookclient.errors import CorruptFile, DeliveryError, HookclientError
+from hookclient.logs import LogWriter, structlog_logger
+from hookclient.spool import Record, Spool, State
+from queued.scheduler import Scheduler
+
+#: tmp/ files older than this belong to a writer that died; they are swept.
+TMP_MAX_AGE = 3600.0
+#: A hook's claim older than inline_budget + timeout + this is abandoned.
+HOOK_CLAIM_GRACE = 30.0
+#: How long a starting daemon waits for the lock (a hook probing it holds it for µs).
+LOCK_WAIT = 0.5
+
+
+class LockHeld(HookclientError):
+    """Another daemon runs on this spool."""
+
+
+class Daemon:
+    """One daemon on one spool.  ``step()`` is one pass of the loop, for tests."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        workers: int | None = None,
+        idle_exit: float = 0.0,
+        autostarted: bool = False,
+        clock: Clock | None = None,
+        sender: Sender | None = None,
+        watch: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock = clock or Clock()
+        self.workers = workers or config.queue.workers
+        self.idle_exit = idle_exit
+        self.autostarted = autostarted
+        self.spool = Spool(config.queue.dir, max_bytes=config.queue.max_spool_bytes)
+        self.writer = LogWriter(
+            config.logs.dir,
+            component="daemon",
+            level=config.logs.level,
+            max_bytes=config.logs.max_bytes,
+            backups=config.logs.backups,
+        )
+        self.log = structlog_logger(self.writer)
+        self.breaker = Breaker(
+            config.queue.dir / "breaker.json",
+            failures=config.queue.breaker_failures,
+            cooldown=config.queue.breaker_cooldown,
+            now=self.clock.now,
+        )
+        self._sender = sender
+        self.agenda = Scheduler()
+        self.inflight: set[str] = set()
+        self._inflight_lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = False
+        self.watch = watch
+        self.last_activity = self.clock.monotonic()
+        self.next_rescan = 0.0
+        self.pool: ThreadPoolExecutor | None = None
+        self.lock: Any = None
+        self.observer: Any = None
+        self.delivered = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def sender(self) -> Sender:
+        if self._sender is None:
+            self._sender = Sender(self.config.endpoint, clock=self.clock)
+        return self._sender
+
+    def acquire(self) -> None:
+        """Take ``daemon.lock``; :class:`LockHeld` names the holder if another has it."""
+        from filelock import FileLock, Timeout
+
+        self.spool.ensure()
+        lock = FileLock(str(self.config.queue.dir / "daemon.lock"), mode=0o600)
+        try:
+            lock.acquire(timeout=LOCK_WAIT)
+        except Timeout:
+            holder = read_pidfile(self.config.queue.dir)
+            pid = holder.get("pid", "?") if holder else "?"
+            raise LockHeld(
+                f"another queued (pid {pid}) holds {self.config.queue.dir}; "
+                "stop it first, or use `queued status` to see what it is doing"
+            ) from None
+        self.lock = lock
+        info = {
+            "pid": os.getpid(),
+            "startedAt": utc_iso(self.clock.now()),
+            "autostarted": self.autostarted,
+            "idleExit": self.idle_exit,
+            "endpoint": self.config.endpoint.url,
+        }
+        _write_json(self.config.queue.dir / "daemon.pid", info)
+        (self.config.queue.dir / "daemon.starting").unlink(missing_ok=True)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            with contextlib.suppress(OSError):
+                (self.config.queue.dir / "daemon.pid").unlink()
+            self.lock.release()
+            self.lock = None
+
+    def start(self) -> None:
+        """Lock, recover, first scan, observer, pool.  Pair with :meth:`close`."""
+        self.acquire()
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="deliver")
+        self.log.info(
+            "daemon started",
+            spool=str(self.config.queue.dir),
+            endpoint=self.config.endpoint.url,
+            workers=self.workers,
+            idleExit=self.idle_exit,
+            autostarted=self.autostarted,
+        )
+        self.rescan()
+        if self.watch:
+            self._start_observer()
+
+    def close(self) -> None:
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer.join(timeout=5)
+            self.observer = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        if self._sender is not None:
+            self._sender.close()
+        self.log.info("daemon stopped", delivered=self.delivered)
+        self.release()
+
+    def run(self, *, once: bool = False) -> int:
+        """The daemon's whole life; returns the exit code."""
+        self.start()
+        try:
+            if once:
+                self.drain_due()
+            else:
+                self._install_signals()
+                self.loop()
+        finally:
+            self.close()
+        return 0
+
+    def loop(self) -> None:
+        while not self.stopping:
+            self.step()
+            if self._idle_expired():
+                self.log.info("idle exit", idleExit=self.idle_exit)
+                break
+            self.wake.wait(self._wait_time())
+            self.wake.clear()
+        self._wait_inflight()
+
+    def step(self) -> int:
+        """One pass: rescan when due, then hand due events to free workers."""
+        if self.clock.monotonic() >= self.next_rescan:
+            self.rescan()
+        free = self.workers - len(self.inflight)
+        if free <= 0 or self.stopping:
+            return 0
+        if self.breaker.is_open():
+            return 0
+        names = self.agenda.pop_due(self.clock.now(), free)
+        for name in names:
+            self._dispatch(name)
+        return len(names)
+
+    def drain_due(self) -> None:
+        """``--once``: deliver everything due now, then return."""
+        while True:
+            self.step()
+            if not self.inflight and not self._has_due():
+                break
+            self.wake.wait(0.05)
+            self.wake.clear()
+        self._wait_inflight()
+
+    def _has_due(self) -> bool:
+        due = self.agenda.next_due()
+        return due is not None and due <= self.clock.now() and not self.breaker.is_open()
+
+    def _wait_time(self) -> float:
+        waits = [max(0.0, self.next_rescan - self.clock.monotonic())]
+        due = self.agenda.next_due()
+        if due is not None:
+            waits.append(max(0.0, due - self.clock.now()))
+        if self.idle_exit:
+            waits.append(max(0.0, self.last_activity + self.idle_exit - self.clock.monotonic()))
+        state = self.breaker.read()
+        if state.get("state") == "open":
+            waits.append(max(0.0, float(state.get("openUntil", 0)) - self.clock.now()))
+        return max(0.01, min(waits))
+
+    def _idle_expired(self) -> bool:
+        if not self.idle_exit or self.inflight or len(self.agenda):
+            return False
+        return self.clock.monotonic() - self.last_activity >= self.idle_exit
+
+    def _wait_inflight(self) -> None:
+        while self.inflight:
+            self.wake.wait(0.05)
+            self.wake.clear()
+
+    # -- signals ---------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.stopping:
+            os._exit(1)  # second signal: at once; processing/ is recovered at next start
+        self.stopping = True
+        self.wake.set()
+
+    # -- finding work ------------------------------------------------------------------
+
+    def rescan(self) -> None:
+        """Recover abandoned claims, sweep tmp/, and index every pending file."""
+        self.next_rescan = self.clock.monotonic() + self.config.queue.rescan_interval
+        self._sweep_tmp()
+        self._recover()
+        now = self.clock.now()
+        for path in self.spool.paths(State.PENDING):
+            if path.name not in self.inflight:
+                self.agenda.add_new(path.name, now)
+
+    def notice(self, name: str) -> None:
+        """A new pending file (from the observer): due now until read."""
+        if name.endswith(".json") and name not in self.inflight:
+            self.agenda.add_new(name, self.clock.now())
+            self.last_activity = self.clock.monotonic()
+            self.wake.set()
+
+    def _sweep_tmp(self) -> None:
+        tmp = self.spool.dir(State.TMP)
+        cutoff = self.clock.now() - TMP_MAX_AGE
+        with contextlib.suppress(FileNotFoundError), os.scandir(tmp) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        self.log.info("swept stale tmp file", file=entry.name)
+
+    def _recover(self) -> None:
+        """processing/ files no live owner holds go back to pending/, due now."""
+        for path in self.spool.paths(State.PROCESSING):
+            if path.name in self.inflight:
+                continue
+            try:
+                record = self.spool.read(path)
+            except FileNotFoundError:
+                continue
+            except CorruptFile as exc:
+                self._quarantine(path, exc)
+                continue
+            owner = record.state.get("owner") or {}
+            if self._owner_alive(owner):
+                continue
+            record.state.pop("owner", None)
+            record.state["nextAttemptAt"] = utc_iso(self.clock.now())
+            try:
+                moved = self.spool.transition(record, State.PENDING)
+            except FileNotFoundError:
+                continue  # its owner finished with it meanwhile
+            self.log.warning(
+                "recovered abandoned claim",
+                stream="queue",
+                owner=owner or None,
+                state="pending",
+                file=moved.path.name,
+                **ids(record),
+            )
+
+    def _owner_alive(self, owner: dict[str, Any]) -> bool:
+        pid = owner.get("pid")
+        if not isinstance(pid, int) or pid == os.getpid():
+            return False  # ours but not in flight: from before a crash (or no owner at all)
+        if owner.get("by") != "hook":
+            return False  # another daemon's: we hold the lock now, so that one is gone
+        try:
+            age = self.clock.now() - parse_iso(str(owner.get("claimedAt")))
+        except ValueError:
+            return False
+        limit = self.config.delivery.inline_budget + self.config.endpoint.timeout + HOOK_CLAIM_GRACE
+        return _pid_alive(pid) and age < limit
+
+    def _quarantine(self, path: Path, exc: CorruptFile) -> None:
+        try:
+            target = self.spool.quarantine(path)
+        except OSError as err:
+            self.log.error("cannot quarantine corrupt file", file=path.name, error=str(err))
+            return
+        self.log.error(
+            "corrupt file quarantined",
+            file=path.name,
+            error=str(exc),
+            state="corrupt",
+            moved=str(target),
+        )
+
+    def _start_observer(self) -> None:
+        from queued.watcher import start_observer
+
+        self.observer = start_observer(self.spool.dir(State.PENDING), self.notice)
+
+    # -- delivering ------------------------------------------------------------------
+
+    def _dispatch(self, name: str) -> None:
+        with self._inflight_lock:
+            self.inflight.add(name)
+        self.last_activity = self.clock.monotonic()
+        assert self.pool is not None
+        future = self.pool.submit(self.deliver, name)
+
+        def done(f: Future[None]) -> None:
+            self._done(name, f)
+
+        future.add_done_callback(done)
+
+    def _done(self, name: str, future: Future[None]) -> None:
+        with self._inflight_lock:
+            self.inflight.discard(name)
+        self.last_activity = self.clock.monotonic()
+        exc = future.exception()
+        if exc is not None:
+            self.log.error("delivery crashed", file=name, error=repr(exc))
+            self.agenda.add(name, self.clock.now() + 5.0)
+        self.wake.set()
+
+    def deliver(self, name: str) -> None:
+        """Read, claim, POST, and move one pending file to its next state."""
+        path = self.spool.dir(State.PENDING) / name
+        try:
+            record = self.spool.read(path)
+        except FileNotFoundError:
+            return  # claimed or removed by someone else
+        except CorruptFile as exc:
+            self._quarantine(path, exc)
+            return
+        now = self.clock.now()
+        due = _due(record, now)
+        if due > now:
+            self.agenda.add(name, due)
+            return
+        verdict = self.breaker.check()
+        if verdict == "open":
+            self.agenda.add(name, self._breaker_until())
+            return
+        owner = {"pid": os.getpid(), "by": "daemon", "claimedAt": utc_iso(now)}
+        claimed = self.spool.claim(record, owner)
+        if claimed is None:
+            return
+        self._attempt(claimed, probe=verdict == "probe")
+
+    def _attempt(self, record: Record, *, probe: bool) -> None:
+        state = record.state
+        first = int(state.get("attempts", 0)) == 0
+        attempt = int(state.get("attempts", 0)) + 1
+        try:
+            outcome = self.sender.post(
+                record.envelope,
+                dumps(record.envelope),
+                attempt=attempt,
+                timeout=self.config.endpoint.timeout,
+            )
+        except DeliveryError as exc:
+            outcome = exc.outcome
+        state["attempts"] = attempt
+        state["lastAttemptAt"] = utc_iso(outcome.at)
+        state.setdefault("history", []).append(outcome.history_entry("daemon"))
+        self._log_attempt(record, outcome, probe)
+        if outcome.kind == "delivered":
+            self._delivered(record, outcome)
+        elif outcome.kind == "permanent":
+            self._fail(record, outcome, "failed permanently")
+        else:
+            self._retry(record, outcome, first)
+
+    def _log_attempt(self, record: Record, outcome: Outcome, probe: bool) -> None:
+        emit = self.log.info if outcome.kind == "delivered" else self.log.warning
+        emit(
+            "attempt",
+            stream="queue",
+            attempt=outcome.attempt,
+            status=outcome.status,
+            outcome=outcome.kind,
+            error=outcome.detail if outcome.kind != "delivered" else None,
+            elapsedMs=round(outcome.elapsed_ms, 1),
+            probe=probe or None,
+            **{**ids(record), "spanId": outcome.span_id},
+        )
+
+    def _delivered(self, record: Record, outcome: Outcome) -> None:
+        self.spool.remove(record)
+        self.breaker.success()
+        self.delivered += 1
+        self.log.info(
+            "delivered",
+            stream="success",
+            attempt=outcome.attempt,
+            status=outcome.status,
+            outcome="delivered",
+            elapsedMs=round(outcome.elapsed_ms, 1),
+            **ids(record),
+        )
+
+    def _fail(self, record: Record, outcome: Outcome, why: str) -> None:
+        record.state["lastError"] = outcome.last_error()
+        record.state.pop("owner", None)
+        moved = self.spool.transition(record, State.FAILED)
+        self.log.error(
+            why,
+            attempt=outcome.attempt,
+            status=outcome.status,
+            outcome=outcome.kind,
+            error=outcome.detail,
+            retries=record.state.get("retries"),
+            state="failed",
+            file=moved.path.name,
+            **ids(record),
+        )
+
+    def _retry(self, record: Record, outcome: Outcome, first: bool) -> None:
+        """Back to pending/ with the next due time; failed/ once retries run out.
+
+        A spool-mode event's first delivery is not a retry; every later one is.
+        """
+        self.breaker.failure()
+        state = record.state
+        retries = int(state.get("retries", 0)) + (0 if first else 1)
+        state["retries"] = retries
+        state["lastError"] = outcome.last_error()
+        queue = self.config.queue
+        if retries >= queue.max_retries:
+            self._fail(record, outcome, "retries exhausted")
+            return
+        delay = next_delay(
+            retries,
+            schedule=queue.backoff,
+            jitter=queue.jitter,
+            retry_after=outcome.retry_after,
+            retry_after_cap=queue.retry_after_cap,
+        )
+        due = self.clock.now() + delay
+        state["nextAttemptAt"] = utc_iso(due)
+        state.pop("owner", None)
+        moved = self.spool.transition(record, State.PENDING)
+        self.agenda.add(moved.path.name, due)
+        self.log.warning(
+            "retry scheduled",
+            stream="queue",
+            retries=retries,
+            nextAttemptAt=state["nextAttemptAt"],
+            error=outcome.detail,
+            state="pending",
+            file=moved.path.name,
+            **ids(record),
+        )
+
+    def _breaker_until(self) -> float:
+        state = self.breaker.read()
+        return max(float(state.get("openUntil", 0)), self.clock.now())
+
+
+def ids(record: Record) -> dict[str, Any]:
+    env = record.envelope
+    return {
+        "requestId": env.get("requestId"),
+        "traceId": env.get("traceId"),
+        "spanId": env.get("spanId"),
+        "event": env.get("event"),
+    }
+
+
+def _due(record: Record, now: float) -> float:
+    try:
+        return parse_iso(str(record.state.get("nextAttemptAt")))
+    except ValueError:
+        return now
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pidfile(spool_dir: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads((spool_dir / "daemon.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def daemon_running(spool_dir: Path) -> dict[str, Any] | None:
+    """The running daemon's pid file, if a daemon holds the lock (else None)."""
+    from hookclient.lockprobe import lock_held
+
+    if not lock_held(spool_dir / "daemon.lock"):
+        return None
+    return read_pidfile(spool_dir) or {"pid": None}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)

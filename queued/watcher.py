@@ -1,0 +1,50 @@
+"""The watchdog observer that tells the daemon about new pending files within ms.
+
+It only cuts latency: the daemon's periodic rescan remains the source of truth, since
+inotify drops events silently when its queue overflows (watchdog issue 654).  We react
+to files created, moved in (the spool's ``os.replace`` from tmp/ is a move) and closed
+after writing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+
+class _PendingHandler(FileSystemEventHandler):
+    def __init__(self, notice: Callable[[str], None]) -> None:
+        self.notice = notice
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        if isinstance(event, FileMovedEvent):
+            target = event.dest_path
+        elif isinstance(event, FileCreatedEvent | FileClosedEvent):
+            target = event.src_path
+        else:
+            return
+        name = os.path.basename(os.fsdecode(target))
+        if name.endswith(".json"):
+            self.notice(name)
+
+
+def start_observer(directory: Path, notice: Callable[[str], None]) -> Any:
+    """Start watching ``directory`` (not recursive); returns the running observer."""
+    observer = Observer()
+    observer.schedule(_PendingHandler(notice), str(directory), recursive=False)
+    observer.daemon = True
+    observer.start()
+    return observer

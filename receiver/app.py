@@ -1,0 +1,449 @@
+"""The reference receiver's HTTP surface: ``POST /hooks`` plus read-only views of what arrived.
+
+Why it is strict: it is the oracle the end-to-end and chaos tests compare against, so it
+must refuse exactly what the contract says is wrong (401, 400, 413, 422), apply each
+requestId once, and audit every request, refused ones included, with its latency.
+
+Why it is small: it is also the starting point for users' own servers. Each check is one
+function that either returns or raises :class:`Problem`; the endpoint reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, NoReturn
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from receiver.store import Status, Store
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "SIGNATURE_TOLERANCE_S",
+    "Envelope",
+    "Problem",
+    "SignatureError",
+    "create_app",
+    "sign",
+    "signing_key",
+    "validate_envelope",
+    "verify_signature",
+]
+
+logger = logging.getLogger("receiver")
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+SIGNATURE_TOLERANCE_S = 300  # Standard Webhooks: refuse timestamps further than 5 min away
+MAX_LIST_LIMIT = 1000
+REDACTED = "[REDACTED]"
+REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_AUDIT_TEXT_MAX = 200  # claimed ids from refused requests are untrusted: keep them short
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID = re.compile(r"[0-9a-f]{16}")
+_DIGITS = re.compile(r"[0-9]{1,12}")
+
+
+class Problem(Exception):
+    """A request the receiver refuses: the HTTP answer and how the audit records it."""
+
+    def __init__(
+        self,
+        http_status: int,
+        message: str,
+        *,
+        status: Status = Status.INVALID,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.message = message
+        self.status = status
+        self.field = field
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        headers = {"WWW-Authenticate": "Bearer"} if self.http_status == 401 else None
+        return JSONResponse(body, status_code=self.http_status, headers=headers)
+
+
+class SignatureError(ValueError):
+    """A Standard Webhooks signature that is missing, stale or wrong."""
+
+
+# --- Standard Webhooks signing ---------------------------------------------------------
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key for a secret: ``whsec_<base64>`` is decoded, anything else is UTF-8."""
+    if secret.startswith("whsec_"):
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error as exc:
+            raise ValueError(
+                "signing secret starts with whsec_ but is not base64 after it"
+            ) from exc
+    else:
+        key = secret.encode("utf-8")
+    if not key:
+        raise ValueError("signing secret is empty")
+    return key
+
+
+def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.ts.body``."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.digest(key, signed, sha256)).decode("ascii")
+
+
+def verify_signature(
+    key: bytes,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance: int = SIGNATURE_TOLERANCE_S,
+) -> None:
+    """Check the ``webhook-*`` headers against ``body``; raise :class:`SignatureError` if bad."""
+    msg_id = headers.get("webhook-id")
+    stamp = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not (msg_id and stamp and signatures):
+        raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
+    if not _DIGITS.fullmatch(stamp):
+        raise SignatureError("webhook-timestamp is not a Unix time in seconds")
+    timestamp = int(stamp)
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        raise SignatureError(f"webhook-timestamp is more than {tolerance} s from now")
+    expected = sign(key, msg_id, timestamp, body).encode()
+    if not any(hmac.compare_digest(s.encode(), expected) for s in signatures.split(" ")):
+        raise SignatureError("no valid webhook-signature")
+
+
+# --- the envelope ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The fields of a valid envelope the store indexes."""
+
+    request_id: str
+    trace_id: str
+    span_id: str
+    event: str
+    session_id: str | None
+
+
+def _invalid(field: str, message: str) -> NoReturn:
+    raise Problem(422, message, field=field)
+
+
+def _hex_id(doc: dict[str, Any], field: str, pattern: re.Pattern[str], digits: int) -> str:
+    value = doc.get(field)
+    if not isinstance(value, str) or not pattern.fullmatch(value) or not value.strip("0"):
+        _invalid(field, f"{field} must be {digits} lowercase hex digits, not all zero")
+    return value
+
+
+def validate_envelope(doc: Any) -> Envelope:
+    """Check a parsed body against the envelope contract; raise a 422 :class:`Problem`."""
+    if not isinstance(doc, dict):
+        _invalid("$", "the envelope must be a JSON object")
+    version = doc.get("schemaVersion")
+    if type(version) is not int or version != 1:
+        _invalid("schemaVersion", "schemaVersion must be 1")
+    request_id = doc.get("requestId")
+    if not isinstance(request_id, str) or not _UUID.fullmatch(request_id):
+        _invalid("requestId", "requestId must be a lowercase hyphenated UUID")
+    trace_id = _hex_id(doc, "traceId", _TRACE_ID, 32)
+    span_id = _hex_id(doc, "spanId", _SPAN_ID, 16)
+    event = doc.get("event")
+    if not isinstance(event, str) or not event:
+        _invalid("event", "event must be a non-empty string")
+    if not isinstance(doc.get("timestamp"), str):
+        _invalid("timestamp", "timestamp must be a string")
+    session_id = doc.get("sessionId")
+    if session_id is not None and not isinstance(session_id, str):
+        _invalid("sessionId", "sessionId must be a string or null")
+    if "payload" not in doc:
+        _invalid("payload", "payload is missing (null is allowed)")
+    if not isinstance(doc.get("source"), dict):
+        _invalid("source", "source must be an object")
+    return Envelope(request_id, trace_id, span_id, event, session_id)
+
+
+# --- reading the request ---------------------------------------------------------------
+
+
+@dataclass
+class _Seen:
+    """What is known about a request so far: the audit row records it whatever happens."""
+
+    started: float
+    request_id: str | None = None
+    event: str | None = None
+    session_id: str | None = None
+
+    def note(self, doc: Any) -> None:
+        """Take the identifying fields a body claims, even if it turns out invalid."""
+        if not isinstance(doc, dict):
+            return
+        self.request_id = _short(doc.get("requestId")) or self.request_id
+        self.event = _short(doc.get("event"))
+        self.session_id = _short(doc.get("sessionId"))
+
+
+def _short(value: Any) -> str | None:
+    return value[:_AUDIT_TEXT_MAX] if isinstance(value, str) else None
+
+
+def _bearer_ok(authorization: str | None, token: bytes) -> bool:
+    if authorization is None:
+        return False
+    scheme, _, presented = authorization.partition(" ")
+    # Starlette decodes header bytes as latin-1, so this gives back the bytes that were sent.
+    presented_bytes = presented.strip().encode("latin-1")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented_bytes, token)
+
+
+def _check_auth(request: Request, token: bytes | None) -> None:
+    if token is None:
+        return
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        raise Problem(401, "missing Authorization: Bearer token", status=Status.UNAUTHORIZED)
+    if not _bearer_ok(authorization, token):
+        raise Problem(401, "invalid bearer token", status=Status.UNAUTHORIZED)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed ``limit``."""
+    too_big = Problem(413, f"body is larger than {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if _DIGITS.fullmatch(declared) and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:  # a missing or lying Content-Length cannot get past this
+                raise too_big
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Problem(400, "client disconnected before the body was complete") from None
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(body: bytes) -> tuple[str, Any]:
+    """The body as text and as a JSON value; 400 if it is not UTF-8 JSON."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Problem(400, "body is not UTF-8") from None
+    try:
+        return text, json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise Problem(400, f"body is not JSON: {exc}") from None
+
+
+def _recorded_headers(request: Request) -> dict[str, str]:
+    """Request headers by lowercase name, repeated ones joined, credentials redacted."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in request.headers.items():
+        name = raw_name.lower()
+        value = REDACTED if name in REDACTED_HEADERS else raw_value
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _attempt(request: Request) -> int | None:
+    value = request.headers.get("x-hook-attempt", "")
+    return int(value) if _DIGITS.fullmatch(value) else None
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "100")
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+        raise Problem(400, f"limit must be an integer from 1 to {MAX_LIST_LIMIT}", field="limit")
+    return int(raw)
+
+
+# --- the application -------------------------------------------------------------------
+
+
+class _Receiver:
+    """The endpoints, sharing one store and the configured credentials."""
+
+    def __init__(
+        self, store: Store, token: str | None, max_body_bytes: int, key: bytes | None
+    ) -> None:
+        self.store = store
+        self.token = None if token is None else token.encode("utf-8")
+        self.max_body_bytes = max_body_bytes
+        self.key = key
+
+    async def hooks(self, request: Request) -> Response:
+        seen = _Seen(started=time.perf_counter())
+        claimed = request.headers.get("x-request-id") or request.headers.get("idempotency-key")
+        seen.request_id = _short(claimed)
+        try:
+            try:
+                return await self._apply(request, seen)
+            except Problem as problem:
+                await self._audit(seen, problem.status, problem.http_status, problem.message)
+                return problem.response()
+        except Exception as exc:  # the one place that turns any bug into a 500
+            logger.exception("POST /hooks failed (requestId %s)", seen.request_id)
+            with suppress(Exception):
+                await self._audit(seen, Status.ERROR, 500, f"{type(exc).__name__}: {exc}")
+            return JSONResponse({"error": "internal"}, status_code=500)
+
+    async def _apply(self, request: Request, seen: _Seen) -> Response:
+        _check_auth(request, self.token)
+        body = await _read_body(request, self.max_body_bytes)
+        if self.key is not None:
+            try:
+                verify_signature(self.key, request.headers, body)
+            except SignatureError as exc:
+                raise Problem(401, str(exc), status=Status.UNAUTHORIZED) from None
+        text, doc = _parse_json(body)
+        seen.note(doc)
+        envelope = validate_envelope(doc)
+        new = await run_in_threadpool(
+            lambda: self.store.accept(
+                request_id=envelope.request_id,
+                event=envelope.event,
+                session_id=envelope.session_id,
+                trace_id=envelope.trace_id,
+                span_id=envelope.span_id,
+                attempt=_attempt(request),
+                envelope=text,
+                headers=_recorded_headers(request),
+                started=seen.started,
+            )
+        )
+        status = "accepted" if new else "duplicate"
+        return JSONResponse({"status": status, "requestId": envelope.request_id})
+
+    async def _audit(self, seen: _Seen, status: Status, http_status: int, detail: str) -> None:
+        await run_in_threadpool(
+            lambda: self.store.audit(
+                status,
+                http_status=http_status,
+                started=seen.started,
+                request_id=seen.request_id,
+                event=seen.event,
+                session_id=seen.session_id,
+                detail=detail,
+            )
+        )
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def events(self, request: Request) -> Response:
+        try:
+            _check_auth(request, self.token)
+            query = request.query_params
+            limit = _limit(request)
+        except Problem as problem:
+            return problem.response()
+        rows = await run_in_threadpool(
+            lambda: self.store.list_events(
+                event=query.get("event"),
+                session_id=query.get("session_id"),
+                request_id=query.get("request_id"),
+                limit=limit,
+            )
+        )
+        return JSONResponse({"events": rows})
+
+    async def audit(self, request: Request) -> Response:
+        try:
+            _check_auth(request, self.token)
+            limit = _limit(request)
+            status = _status_filter(request.query_params.get("status"))
+        except Problem as problem:
+            return problem.response()
+        rows = await run_in_threadpool(lambda: self.store.list_audit(status=status, limit=limit))
+        return JSONResponse({"audit": rows})
+
+    async def stats(self, request: Request) -> Response:
+        try:
+            _check_auth(request, self.token)
+        except Problem as problem:
+            return problem.response()
+        return JSONResponse(await run_in_threadpool(self.store.stats))
+
+
+def _status_filter(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if raw.upper() not in Status.__members__:
+        choices = ", ".join(Status.__members__)
+        raise Problem(400, f"status must be one of {choices}", field="status")
+    return raw.upper()
+
+
+def create_app(
+    db_path: str | Path,
+    token: str | None,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    signing_secret: str | None = None,
+) -> Starlette:
+    """The receiver as an ASGI app; its :class:`Store` is ``app.state.store``.
+
+    ``token=None`` turns authentication off (a local experiment); an empty token is
+    refused rather than silently meaning "anyone". The store is closed by the app's
+    lifespan shutdown, or by the caller when the server runs with ``lifespan="off"``.
+    """
+    if token == "":
+        raise ValueError("token is empty: pass None to run without authentication")
+    if max_body_bytes < 1:
+        raise ValueError("max_body_bytes must be at least 1")
+    key = None if signing_secret is None else signing_key(signing_secret)
+    store = Store(db_path)
+    receiver = _Receiver(store, token, max_body_bytes, key)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/hooks", receiver.hooks, methods=["POST"]),
+            Route("/healthz", receiver.healthz, methods=["GET"]),
+            Route("/events", receiver.events, methods=["GET"]),
+            Route("/audit", receiver.audit, methods=["GET"]),
+            Route("/stats", receiver.stats, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    return app

@@ -1,0 +1,238 @@
+"""``hookclient-receiver``: run the reference receiver on a port, with a token, until stopped.
+
+Why it binds its own socket: with ``--port 0`` the kernel picks a free port, and tests, the
+demo and benchmarks need to know which one before they send anything. The socket is bound
+and listening before the port file is written, so a client that reads the file can connect
+at once (the kernel queues it until uvicorn accepts).
+
+Why it refuses to start without a token: a receiver that silently accepts anyone is the
+wrong default for a tool that collects sessions; ``--no-auth`` says so explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from receiver.app import MAX_BODY_BYTES, create_app
+
+__all__ = ["build_parser", "main"]
+
+PROG = "hookclient-receiver"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+DESCRIPTION = """\
+Reference webhook receiver for hookclient (Starlette + uvicorn + SQLite).
+
+POST /hooks takes hookclient envelopes: Bearer token checked in constant time, each
+requestId applied once (a repeat answers {"status": "duplicate"}), every request audited.
+GET /healthz, /events, /audit and /stats show what arrived (token required for all but
+/healthz). Events live in the SQLite database given by --db (WAL mode; safe to read while
+the receiver runs)."""
+
+EPILOG = """\
+example:
+  export HOOKCLIENT_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+  hookclient-receiver --port 8787 --db ./receiver.db
+  # point hookclient at http://127.0.0.1:8787/hooks with the same HOOKCLIENT_TOKEN, then:
+  curl -H "Authorization: Bearer $HOOKCLIENT_TOKEN" http://127.0.0.1:8787/stats
+
+SIGTERM or Ctrl-C stops it cleanly (exit 0)."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the description's line breaks and show every default."""
+
+
+class _Fatal(Exception):
+    """A reason not to run: printed as one line on stderr, then exit with ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("port must be from 0 to 65535")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on")
+    add("--port", type=_port, default=8787, help="port to listen on; 0 picks a free one")
+    add("--db", type=Path, default=Path("receiver.db"), metavar="PATH", help="SQLite file")
+    add("--token-env", default="HOOKCLIENT_TOKEN", metavar="NAME", help="env var with the token")
+    add("--no-auth", action="store_true", help="accept requests without a token (local only)")
+    add(
+        "--signing-secret-env",
+        metavar="NAME",
+        help="env var with a Standard Webhooks secret; when given, signatures are required",
+    )
+    add("--max-body-bytes", type=_positive, default=MAX_BODY_BYTES, help="413 above this size")
+    add("--port-file", type=Path, metavar="PATH", help="write the bound port here once listening")
+    add("--log-level", choices=LOG_LEVELS, default="warning", help="uvicorn and receiver logs")
+    add("--access-log", action="store_true", help="log every request (off by default)")
+    return parser
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.no_auth:
+        print(
+            f"{PROG}: warning: --no-auth: anyone who can reach this port can post and read events",
+            file=sys.stderr,
+        )
+        return None
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        raise _Fatal(
+            f"no token: set {args.token_env} (or choose another variable with --token-env NAME),"
+            " or pass --no-auth for a local experiment",
+            2,
+        )
+    return token
+
+
+def _signing_secret(args: argparse.Namespace) -> str | None:
+    if args.signing_secret_env is None:
+        return None
+    secret = os.environ.get(args.signing_secret_env, "")
+    if not secret:
+        name = args.signing_secret_env
+        raise _Fatal(f"no signing secret: {name} (named by --signing-secret-env) is unset", 2)
+    return secret
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (SO_REUSEADDR), IPv4 or IPv6 as ``host`` resolves."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise _Fatal(f"cannot listen on {host}:{port}: {exc}", 1) from None
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    """Write the port atomically: a reader sees no file or the whole number, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(f"{port}\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _Fatal(f"cannot write port file {path}: {exc}", 1) from None
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@contextmanager
+def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
+    """SIGTERM/SIGINT stop the server, whenever they arrive, and never kill the process.
+
+    uvicorn handles them while it serves, then re-raises them on the way out; this handler
+    receives that re-raise (and any signal before uvicorn took over) and just asks the
+    server to stop, so the process exits 0 through its normal cleanup.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _configure_logging(level_name: str) -> None:
+    """Send the receiver's own log lines (unexpected errors, mostly) to stderr."""
+    log = logging.getLogger("receiver")
+    log.setLevel(getattr(logging, level_name.upper(), logging.DEBUG))  # "trace" is debug
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    token = _token(args)
+    secret = _signing_secret(args)
+    try:
+        app = create_app(args.db, token, max_body_bytes=args.max_body_bytes, signing_secret=secret)
+    except ValueError as exc:
+        raise _Fatal(str(exc), 2) from None
+    except (sqlite3.Error, OSError) as exc:
+        raise _Fatal(f"cannot open database {args.db}: {exc}", 1) from None
+    store = app.state.store
+    config = uvicorn.Config(
+        app,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        lifespan="off",
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    _configure_logging(args.log_level)
+    wrote_port_file = False
+    try:
+        with _stop_on_signals(server), _bind(args.host, args.port) as sock:
+            port = sock.getsockname()[1]
+            if args.port_file is not None:
+                _write_port_file(args.port_file, port)
+                wrote_port_file = True
+            print(f"{PROG} listening on {_url(args.host, port)} (db {args.db})", file=sys.stderr)
+            server.run(sockets=[sock])
+    finally:
+        store.close()
+        if wrote_port_file:
+            with suppress(OSError):
+                args.port_file.unlink()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``hookclient-receiver``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _serve(args)
+    except _Fatal as fatal:
+        print(f"{PROG}: {fatal}", file=sys.stderr)
+        return fatal.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

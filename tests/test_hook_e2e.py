@@ -1,0 +1,381 @@
+"""The hook as Claude Code runs it: a real process, real payloads, a real receiver."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    FIXTURES,
+    TOKEN,
+    BlackHole,
+    HookEnv,
+    Receiver,
+    sample_files,
+)
+
+HOSTILE = ["hostile-empty.txt", "hostile-truncated.txt", "hostile-binary.bin", "hostile-array.json"]
+
+
+def grep_token(*roots: Path) -> list[Path]:
+    hits = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and TOKEN.encode() in path.read_bytes():
+                hits.append(path)
+    return hits
+
+
+@pytest.mark.parametrize("sample", sample_files(), ids=lambda p: p.name)
+def test_each_sample_reaches_the_receiver(hook: HookEnv, receiver: Receiver, sample: Path) -> None:
+    hook.configure(endpoint={"url": receiver.url})
+    run = hook.run(sample.read_bytes())
+
+    assert (run.returncode, run.stdout) == (0, b""), run.stderr
+    [row] = receiver.rows()
+    payload = json.loads(sample.read_bytes())
+    envelope = row["envelope"]
+    assert row["event"] == payload["hook_event_name"] == envelope["event"]
+    assert row["session_id"] == payload.get("session_id")
+    assert envelope["payload"] == payload
+    assert envelope["source"]["client"].startswith("hookclient/")
+    headers = row["headers"]
+    rid = envelope["requestId"]
+    assert headers["idempotency-key"] == headers["x-request-id"] == rid
+    assert headers["traceparent"].startswith(f"00-{envelope['traceId']}-")
+    assert headers["traceparent"].endswith("-01")
+    assert headers["x-hook-attempt"] == "1"
+    assert headers["user-agent"].startswith("hookclient/")
+    assert headers["content-type"] == "application/json"
+    assert headers["authorization"] == "[REDACTED]"  # it was sent; the receiver hides it
+    for state in ("pending", "processing", "failed"):
+        assert hook.files(state) == []
+    delivered = [line for line in hook.log_lines() if line["msg"] == "delivered"]
+    assert [(d["requestId"], d["status"]) for d in delivered] == [(rid, 200)]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_stdin_is_captured_and_delivered(
+    hook: HookEnv, receiver: Receiver, name: str
+) -> None:
+    hook.configure(endpoint={"url": receiver.url}, delivery={"stdin_timeout": 1.0})
+    raw = (FIXTURES / name).read_bytes()
+    run = hook.run(raw, "--event", "PostToolUse")
+
+    assert (run.returncode, run.stdout) == (0, b""), run.stderr
+    [row] = receiver.rows()
+    envelope = row["envelope"]
+    assert envelope["payloadError"]
+    if name == "hostile-array.json":
+        assert envelope["payload"] == [1, 2, 3]
+    else:
+        assert envelope["payload"] is None
+    if name == "hostile-binary.bin":
+        import base64
+
+        assert base64.b64decode(envelope["payloadRawBase64"]) == raw
+    elif name != "hostile-array.json":
+        assert envelope["payloadRaw"] == raw.decode()
+    # the truncated sample names its event; the others fall back to --event
+    assert envelope["event"] == "PostToolUse"
+    warned = [line for line in hook.log_lines() if line["msg"] == "payload kept as raw text"]
+    assert [w["requestId"] for w in warned] == [envelope["requestId"]]
+
+
+def test_payload_over_the_limit_is_cut_and_flagged(hook: HookEnv, receiver: Receiver) -> None:
+    hook.configure(endpoint={"url": receiver.url}, delivery={"max_payload_bytes": 1024})
+    big = json.dumps({"hook_event_name": "PostToolUse", "blob": "x" * 20_000}).encode()
+    run = hook.run(big)
+
+    assert run.returncode == 0
+    [row] = receiver.rows()
+    envelope = row["envelope"]
+    assert envelope["payloadTruncated"] is True
+    assert envelope["payloadBytes"] == len(big)
+    assert len(envelope["payloadRaw"].encode()) == 1024
+    assert envelope["event"] == "PostToolUse"  # sniffed from the kept prefix
+
+
+def test_endpoint_down_spools_the_full_envelope_without_the_token(hook: HookEnv) -> None:
+    hook.configure(endpoint={"url": "http://127.0.0.1:9/hooks"})
+    sample = FIXTURES / "pre-tool-use-bash.json"
+    run = hook.run(sample.read_bytes())
+
+    assert (run.returncode, run.stdout, run.stderr) == (0, b"", b"")
+    [body] = hook.bodies("pending")
+    assert body["envelope"]["payload"] == json.loads(sample.read_bytes())
+    state = body["state"]
+    assert state["retries"] == 0 and state["attempts"] == 1
+    assert state["lastError"]["kind"] == "connect"
+    assert "owner" not in state
+    assert state["nextAttemptAt"] > state["createdAt"]
+    assert hook.files("processing") == [] and hook.files("tmp") == []
+    assert grep_token(hook.spool, hook.logs) == []
+    [path] = hook.files("pending")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert (hook.spool / "pending").stat().st_mode & 0o777 == 0o700
+
+
+def test_spool_mode_writes_pending_due_now_and_never_posts(
+    hook: HookEnv, receiver: Receiver
+) -> None:
+    hook.configure(endpoint={"url": receiver.url})
+    run = hook.run((FIXTURES / "stop.json").read_bytes(), "--mode", "spool")
+
+    assert (run.returncode, run.stdout) == (0, b"")
+    [body] = hook.bodies("pending")
+    assert body["state"]["attempts"] == 0
+    assert body["state"]["nextAttemptAt"] == body["state"]["createdAt"]
+    assert receiver.rows() == []
+
+
+def test_spool_path_imports_no_network_or_logging_library(hook: HookEnv) -> None:
+    """The fast path pays for no httpx, tenacity, structlog or watchdog import."""
+    hook.configure()
+    probe = (
+        "import sys, json\n"
+        "from hookclient.__main__ import main\n"
+        "rc = main(['send', '--mode', 'spool', '--config', sys.argv[1]])\n"
+        "sys.stderr.write(json.dumps({'rc': rc, 'modules': sorted(sys.modules)}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(hook.config)],
+        input=(FIXTURES / "post-tool-use-edit.json").read_bytes(),
+        capture_output=True,
+        env=hook.env(),
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(proc.stderr)
+    assert report["rc"] == 0 and proc.stdout == b""
+    heavy = {"httpx", "httpcore", "tenacity", "structlog", "watchdog", "anyio", "ssl", "argparse"}
+    assert heavy & {m.split(".")[0] for m in report["modules"]} == set()
+    assert len(hook.files("pending")) == 1  # the probe did run the real send
+
+
+def test_kill_9_in_flight_leaves_the_event_claimed_by_the_hook(
+    hook: HookEnv, black_hole: BlackHole
+) -> None:
+    hook.configure(
+        endpoint={"url": black_hole.url, "timeout": 30.0}, delivery={"inline_budget": 30.0}
+    )
+    proc = hook.popen()
+    assert proc.stdin is not None
+    proc.stdin.write((FIXTURES / "post-tool-use-edit.json").read_bytes())
+    proc.stdin.close()
+    assert black_hole.requests.wait(30), "the hook never sent its request"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout and proc.stdout.close()
+    proc.stderr and proc.stderr.close()
+
+    [body] = hook.bodies("processing")
+    assert body["state"]["owner"]["pid"] == proc.pid
+    assert body["state"]["owner"]["by"] == "hook"
+    assert body["envelope"]["event"] == "PostToolUse"
+    assert hook.files("pending") == [] and hook.files("tmp") == []
+
+
+def test_stdin_never_closed_is_cut_at_stdin_timeout(hook: HookEnv, receiver: Receiver) -> None:
+    hook.configure(endpoint={"url": receiver.url}, delivery={"stdin_timeout": 0.5})
+    proc = hook.popen()
+    assert proc.stdin is not None
+    proc.stdin.write(b'{"hook_event_name": "Stop", "session_id": "s1", "unfinished": ')
+    proc.stdin.flush()
+    # stdin stays open: the hook must stop reading on its own
+    rc = proc.wait(timeout=60)
+    proc.stdin.close()
+    assert proc.stdout and proc.stdout.read() == b""
+    proc.stdout.close()
+    proc.stderr and proc.stderr.close()
+
+    assert rc == 0
+    [row] = receiver.rows()
+    envelope = row["envelope"]
+    assert envelope["payload"] is None
+    assert "stdin_timeout" in envelope["payloadError"]
+    assert (envelope["event"], envelope["sessionId"]) == ("Stop", "s1")
+
+
+def test_complete_json_on_an_open_pipe_does_not_wait_for_the_timeout(
+    hook: HookEnv, receiver: Receiver
+) -> None:
+    hook.configure(endpoint={"url": receiver.url}, delivery={"stdin_timeout": 120.0})
+    proc = hook.popen()
+    assert proc.stdin is not None
+    proc.stdin.write((FIXTURES / "stop.json").read_bytes())
+    proc.stdin.flush()
+    rc = proc.wait(timeout=60)  # far less than stdin_timeout: it did not wait for EOF
+    proc.stdin.close()
+    for stream in (proc.stdout, proc.stderr):
+        stream and stream.close()
+    assert rc == 0
+    [row] = receiver.rows()
+    assert "payloadError" not in row["envelope"]
+
+
+def test_endpoint_that_never_answers_is_cut_at_the_budget(
+    hook: HookEnv, black_hole: BlackHole
+) -> None:
+    hook.configure(
+        endpoint={"url": black_hole.url, "timeout": 30.0},
+        delivery={"inline_budget": 1.0, "inline_attempts": 3},
+    )
+    run = hook.run((FIXTURES / "stop.json").read_bytes(), timeout=60)
+
+    assert (run.returncode, run.stdout) == (0, b"")
+    [body] = hook.bodies("pending")
+    assert body["state"]["lastError"]["kind"] == "timeout"
+    assert hook.files("processing") == []
+    print(f"black-holed hook wall: {run.seconds:.3f} s (budget 1.0 s)")
+
+
+def test_session_end_gets_the_short_budget(hook: HookEnv, black_hole: BlackHole) -> None:
+    hook.configure(
+        endpoint={"url": black_hole.url, "timeout": 30.0},
+        delivery={"inline_budget": 30.0, "inline_attempts": 3},
+    )
+    run = hook.run((FIXTURES / "session-end.json").read_bytes(), timeout=60)
+
+    assert run.returncode == 0
+    [body] = hook.bodies("pending")
+    assert body["envelope"]["event"] == "SessionEnd"
+    # 30 s budget configured; SessionEnd is capped at 1 s, so the one attempt timed out
+    # (at 30 s it would still be waiting, and this run's 60 s limit would have fired)
+    assert body["state"]["lastError"]["kind"] == "timeout"
+    assert body["state"]["attempts"] == 1
+
+
+@pytest.mark.parametrize(("where", "status"), [("token", 401), ("path", 404)])
+def test_permanent_answers_go_to_failed(
+    hook: HookEnv, receiver: Receiver, where: str, status: int
+) -> None:
+    url = receiver.url if where == "token" else receiver.url.replace("/hooks", "/nope")
+    hook.configure(endpoint={"url": url}, delivery={"inline_attempts": 3})
+    env = hook.env(HOOKCLIENT_TOKEN="wrong-token") if where == "token" else None
+    run = hook.run((FIXTURES / "stop.json").read_bytes(), env=env)
+
+    assert run.returncode == 0
+    [body] = hook.bodies("failed")
+    assert body["state"]["lastError"]["status"] == status
+    assert [h["status"] for h in body["state"]["history"]] == [status]  # no retry
+    assert hook.files("pending") == [] and hook.files("processing") == []
+    failed = [line for line in hook.log_lines() if line["msg"] == "failed permanently"]
+    assert [f["status"] for f in failed] == [status]
+    assert receiver.rows() == []
+
+
+def test_duplicate_request_id_is_applied_once(hook: HookEnv, receiver: Receiver) -> None:
+    hook.configure(endpoint={"url": receiver.url})
+    hook.run((FIXTURES / "stop.json").read_bytes())
+    [row] = receiver.rows()
+    body = json.dumps(row["envelope"]).encode()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    again = httpx.post(receiver.url, content=body, headers=headers, timeout=10)
+
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    assert len(receiver.rows()) == 1
+    assert [a["status"] for a in receiver.audit()] == ["SUCCESS", "DUPLICATE"]
+
+
+def test_broken_config_still_spools_and_names_the_key(hook: HookEnv) -> None:
+    hook.configure(delivery={"inline_attempts": "three"})
+    run = hook.run((FIXTURES / "stop.json").read_bytes())
+
+    assert (run.returncode, run.stdout) == (0, b"")
+    assert len(hook.files("pending")) == 1
+    [problem] = [line for line in hook.log_lines() if line["msg"].startswith("configuration")]
+    assert "delivery.inline_attempts" in problem["error"]
+    assert str(hook.config) in problem["error"]
+
+
+def test_unwritable_spool_exits_1_with_one_line(hook: HookEnv, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    hook.configure(queue={"dir": str(blocker / "spool")})
+    run = hook.run((FIXTURES / "stop.json").read_bytes())
+
+    assert run.returncode == 1
+    assert run.stdout == b""
+    lines = run.stderr.decode().splitlines()
+    assert len(lines) == 1 and "not saved" in lines[0] and "Traceback" not in lines[0]
+
+
+def test_bad_flag_never_exits_2_and_still_captures(hook: HookEnv) -> None:
+    hook.configure(delivery={"mode": "spool"})
+    run = hook.run((FIXTURES / "stop.json").read_bytes(), "--no-such-flag")
+
+    assert run.returncode == 0
+    assert len(hook.files("pending")) == 1
+    assert b"--no-such-flag" in run.stderr
+
+
+def test_breaker_opens_and_later_events_skip_the_network(hook: HookEnv) -> None:
+    hook.configure(queue={"breaker_failures": 2, "breaker_cooldown": 600.0})
+    for _ in range(4):
+        assert hook.run((FIXTURES / "stop.json").read_bytes()).returncode == 0
+
+    bodies = hook.bodies("pending")
+    assert len(bodies) == 4
+    assert [b["state"]["attempts"] for b in bodies] == [1, 1, 0, 0]
+    breaker = json.loads((hook.spool / "breaker.json").read_text())
+    assert breaker["state"] == "open"
+    reasons = [line.get("reason") for line in hook.log_lines() if line["msg"] == "spooled"]
+    assert reasons == ["circuit breaker open"] * 2
+
+
+def _fire(hook: HookEnv, count: int) -> list[subprocess.Popen[bytes]]:
+    payload = (FIXTURES / "post-tool-use-edit.json").read_bytes()
+    procs = [hook.popen() for _ in range(count)]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(payload)
+        proc.stdin.close()
+    return procs
+
+
+def _finish(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+        assert proc.stdout and proc.stdout.read() == b""
+        for stream in (proc.stdout, proc.stderr):
+            stream and stream.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("endpoint", ["receiver", "dead"])
+def test_fifty_hooks_at_once(hook: HookEnv, receiver: Receiver, endpoint: str) -> None:
+    url = receiver.url if endpoint == "receiver" else "http://127.0.0.1:9/hooks"
+    hook.configure(
+        endpoint={"url": url, "timeout": 30.0},
+        delivery={"inline_budget": 60.0},
+        queue={"breaker_failures": 1000},
+        logs={"max_bytes": 2048, "backups": 10_000},
+    )
+    _finish(_fire(hook, 50))
+
+    delivered = {r["request_id"] for r in receiver.rows()}
+    pending = {b["envelope"]["requestId"] for b in hook.bodies("pending")}
+    assert len(receiver.rows()) == len(delivered)  # none twice
+    assert delivered.isdisjoint(pending)
+    assert len(delivered | pending) == 50
+    assert hook.files("processing") == [] and hook.files("failed") == []
+    if endpoint == "receiver":
+        assert len(delivered) == 50
+    else:
+        assert len(pending) == 50
+    lines = hook.log_lines()  # every line parses (json.loads inside)
+    assert len(list(hook.logs.glob("*.log.*"))) > 1, "rotation did not happen"
+    final = "delivered" if endpoint == "receiver" else "retry scheduled"
+    finals = [line["requestId"] for line in lines if line["msg"] == final]
+    assert sorted(finals) == sorted(delivered | pending)  # one final line each, none lost
+    claimed = [line["requestId"] for line in lines if line["msg"].startswith("claimed")]
+    assert sorted(claimed) == sorted(finals)
