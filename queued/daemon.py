@@ -170,12 +170,12 @@ class Daemon:
 
     def run(self, *, once: bool = False) -> int:
         """The daemon's whole life; returns the exit code."""
+        self._install_signals()  # before start: a SIGTERM during recovery still stops cleanly
         self.start()
         try:
             if once:
                 self.drain_due()
             else:
-                self._install_signals()
                 self.loop()
         finally:
             self.close()
@@ -209,7 +209,7 @@ class Daemon:
         """``--once``: deliver everything due now, then return."""
         while True:
             self.step()
-            if not self.inflight and not self._has_due():
+            if not self.inflight and (self.stopping or not self._has_due()):
                 break
             self.wake.wait(0.05)
             self.wake.clear()

@@ -89,6 +89,8 @@ class Receiver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
         return self.proc.returncode
 
 
@@ -129,8 +131,6 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
         yield rx
     finally:
         rx.stop()
-        if rx.proc.stderr:
-            rx.proc.stderr.close()
 
 
 @dataclass
@@ -274,3 +274,85 @@ def black_hole() -> Iterator[BlackHole]:
         yield server
     finally:
         server.close()
+
+
+def make_envelope(n: int = 0, event: str = "PostToolUse") -> dict[str, Any]:
+    from hookclient.envelope import StdinCapture, build
+
+    payload = json.dumps({"hook_event_name": event, "session_id": "s-e2e", "n": n}).encode()
+    return build(
+        StdinCapture(payload, len(payload), False, False),
+        event_flag=None,
+        redact_keys=(),
+        limit=1 << 20,
+    )
+
+
+def spool_events(spool_dir: Path, count: int, *, event: str = "PostToolUse") -> list[str]:
+    """Write ``count`` due-now events into pending/, as spool-mode hooks would."""
+    from hookclient.spool import Spool, State, new_state
+
+    spool = Spool(spool_dir)
+    ids = []
+    for n in range(count):
+        envelope = make_envelope(n, event)
+        now = time.time()
+        spool.add(envelope, new_state(now, due=now), State.PENDING)
+        ids.append(envelope["requestId"])
+    return ids
+
+
+def daemon_pid(spool_dir: Path) -> int | None:
+    try:
+        return int(json.loads((spool_dir / "daemon.pid").read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child still answers kill(0); reap it if it is ours
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def kill_daemons(*spools: Path) -> None:
+    """Test teardown: no daemon outlives its test."""
+    for spool in spools:
+        pid = daemon_pid(spool)
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class Queued:
+    """A ``queued run`` process for a HookEnv's config."""
+
+    env: HookEnv
+    proc: subprocess.Popen[bytes]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.stderr:
+                self.proc.stderr.close()
+
+
+def start_queued(env: HookEnv, *args: str) -> Queued:
+    cmd = [str(BIN / "queued"), "run", "--config", str(env.config), *args]
+    proc = subprocess.Popen(cmd, env=env.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return Queued(env, proc)
