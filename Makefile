@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck unit demo clean
+.PHONY: help venv compile test lint typecheck unit demo clean
 
 help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,receiver]' --config-settings editable_mode=compat
 	@touch $@
+
+# Bytecode for the hook's modules, as a regular pip install would leave: the hook runs on
+# every Claude Code event, and compiling its sources each time (PYTHONDONTWRITEBYTECODE
+# is set on some machines) would triple its start-up.
+compile: $(STAMP)
+	@$(PY) -m compileall -q hookclient queued receiver >/dev/null
 
 venv: $(STAMP)
 
@@ -34,7 +40,7 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-demo: $(STAMP)
+demo: compile
 	$(PY) scripts/demo.py
 
 clean:

@@ -118,7 +118,7 @@ def status(config: Config) -> dict[str, Any]:
         "daemon": daemon,
         "breaker": breaker,
         "lastDelivery": _last_line(config.logs.dir, "success", "delivered"),
-        "lastFailure": _last_line(config.logs.dir, "error", None),
+        "lastFailure": _last_line(config.logs.dir, "error", FAILURES),
     }
 
 
@@ -170,8 +170,12 @@ def _line_text(line: dict[str, Any] | None) -> str:
     return "  ".join(p for p in parts if p)
 
 
-def _last_line(log_dir: Path, stream: str, msg: str | None) -> dict[str, Any] | None:
-    """The newest line of ``stream`` (about an event, with ``msg`` if given)."""
+#: error.log messages that mean an event did not get through (not mere warnings)
+FAILURES = ("failed permanently", "retries exhausted", "event could not be spooled")
+
+
+def _last_line(log_dir: Path, stream: str, msg: str | tuple[str, ...]) -> dict[str, Any] | None:
+    """The newest line of ``stream`` about an event whose msg is (one of) ``msg``."""
     for path in reversed([p for p in log_files(log_dir) if p.name.startswith(stream)]):
         try:
             lines = _tail(path)
@@ -182,7 +186,8 @@ def _last_line(log_dir: Path, stream: str, msg: str | None) -> dict[str, Any] | 
                 line = json.loads(raw)
             except ValueError:
                 continue
-            if line.get("requestId") and (msg is None or line.get("msg") == msg):
+            wanted = (msg,) if isinstance(msg, str) else msg
+            if line.get("requestId") and line.get("msg") in wanted:
                 return dict(line)
     return None
 
