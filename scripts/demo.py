@@ -20,6 +20,7 @@ directory that is removed at the end, and every process started here is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -225,10 +226,8 @@ def alive(pid: int) -> bool:
 
 
 def with_signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> None:
