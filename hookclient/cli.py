@@ -25,6 +25,7 @@ daemon (spool mode); it is never dropped, and the hook never prints to stdout.
 EPILOG = """\
 examples:
   hookclient send --event PostToolUse < payload.json   what Claude Code runs
+  hookclient install --scope user                        register the hook in Claude Code
   hookclient config show                                 effective settings and sources
   hookclient config path                                 which files are read
 
@@ -76,6 +77,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_flag(send)
 
+    install = commands.add_parser(
+        "install",
+        help="register `hookclient send` in Claude Code's settings",
+        description=(
+            "Add this installation's `hookclient send` (absolute path) to a Claude Code "
+            "settings file for every hook event (or those given), each with an explicit "
+            "timeout covering the hook's budget. Keeps everything else in the file, writes a "
+            "timestamped backup first, and changes nothing on a second run. Never registers "
+            "WorktreeCreate or MessageDisplay."
+        ),
+        epilog=(
+            "scopes:\n"
+            "  user     ~/.claude/settings.json (every project)\n"
+            "  project  <project>/.claude/settings.json (shared with the team)\n"
+            "  local    <project>/.claude/settings.local.json (this checkout only)\n"
+            "the project is $CLAUDE_PROJECT_DIR, else the current directory\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    install.add_argument("--scope", choices=("user", "project", "local"), default="user")
+    install.add_argument("--events", nargs="+", metavar="E", help="only these events")
+    install.add_argument(
+        "--mode", choices=("auto", "direct", "spool"), help="write --mode M into the hook command"
+    )
+    install.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help='register tool events with "async": true (never Stop/SessionEnd)',
+    )
+    install.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    _config_flag(install)
+    uninstall = commands.add_parser(
+        "uninstall",
+        help="remove hookclient's entries from Claude Code's settings",
+        description="Remove only the hook entries that run `hookclient send`; everything "
+        "else in the file stays. Writes a timestamped backup first.",
+    )
+    uninstall.add_argument("--scope", choices=("user", "project", "local"), default="user")
+    uninstall.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+
     config = commands.add_parser(
         "config",
         help="show the effective configuration or where it is read from",
@@ -119,10 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from hookclient.hook import SendOptions, send
 
             return send(SendOptions(event=args.event, mode=args.mode, config=args.config))
-        if args.command == "config":
+        if args.command in ("config", "install", "uninstall"):
             from hookclient import commands
 
-            return commands.config(args)
+            return int(getattr(commands, args.command)(args))
     except HookclientError as exc:
         print(f"hookclient: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Any
 
 from hookclient.config import default_paths, describe, load_config
 
@@ -33,4 +34,37 @@ def config(args: argparse.Namespace) -> int:
     vwidth = min(max(len(r[1]) for r in rows), 60)
     for key, value, source, env in rows:
         print(f"{key:<{width}}  {value:<{vwidth}}  {source}  ({env})")
+    return 0
+
+
+def install(args: argparse.Namespace) -> int:
+    """``hookclient install``: add our entries to a Claude Code settings file."""
+    from hookclient import install as inst
+
+    cfg = load_config(default_paths(os.environ, args.config), os.environ)
+    path = inst.settings_path(args.scope)
+    events = inst.choose_events(args.events)
+    command = inst.hook_command(args.mode, args.config)
+    plan = inst.plan_install(path, cfg, events, command, use_async=args.use_async)
+    return _finish(plan, args.dry_run, f"registered {len(events)} events in {path}", inst.apply)
+
+
+def uninstall(args: argparse.Namespace) -> int:
+    """``hookclient uninstall``: remove only our entries."""
+    from hookclient import install as inst
+
+    path = inst.settings_path(args.scope)
+    plan = inst.plan_uninstall(path)
+    return _finish(plan, args.dry_run, f"removed hookclient's hooks from {path}", inst.apply)
+
+
+def _finish(plan: Any, dry_run: bool, done: str, apply: Any) -> int:
+    if not plan.changed:
+        print(f"{plan.path}: already up to date, nothing to change")
+        return 0
+    if dry_run:
+        print(plan.diff(), end="")
+        return 0
+    backup = apply(plan)
+    print(done + (f" (backup: {backup})" if backup else ""))
     return 0
