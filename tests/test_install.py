@@ -213,7 +213,7 @@ def test_unwritable_settings_file_is_a_clear_error_and_changes_nothing(
     monkeypatch.setattr(inst.os, "replace", refuse)
     cfg = load_config([], environ={})
     plan = inst.plan_install(path, cfg, ["Stop"], "/x/hookclient send", use_async=False)
-    with pytest.raises(inst.InstallError, match="cannot write .*nothing was changed"):
+    with pytest.raises(inst.InstallError, match=r"cannot write .*nothing was changed"):
         inst.apply(plan)
     assert path.read_text() == "{}"
     assert list(path.parent.glob(".settings.json.*.tmp")) == []
