@@ -26,6 +26,7 @@ EPILOG = """\
 examples:
   hookclient send --event PostToolUse < payload.json   what Claude Code runs
   hookclient install --scope user                        register the hook in Claude Code
+  hookclient trace 019ab2c4                              one event's timeline and state
   hookclient config show                                 effective settings and sources
   hookclient config path                                 which files are read
 
@@ -118,6 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
     uninstall.add_argument("--scope", choices=("user", "project", "local"), default="user")
     uninstall.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
 
+    trace = commands.add_parser(
+        "trace",
+        help="every log line of one event, in time order, and where it is now",
+        description=(
+            "Read every log file (rotated ones included) and print one event's timeline: "
+            "the hook's spool write and attempts, the daemon's attempts with status and "
+            "elapsedMs, the final outcome; then its spool state, or 'delivered'. A unique "
+            "prefix of the requestId is enough. With --session, list a session's events."
+        ),
+    )
+    trace.add_argument("request_id", nargs="?", metavar="REQUEST_ID")
+    trace.add_argument("--session", metavar="SESSION_ID", help="list this session's events")
+    trace.add_argument("--json", action="store_true", help="print JSON")
+    _config_flag(trace)
+
     config = commands.add_parser(
         "config",
         help="show the effective configuration or where it is read from",
@@ -161,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from hookclient.hook import SendOptions, send
 
             return send(SendOptions(event=args.event, mode=args.mode, config=args.config))
-        if args.command in ("config", "install", "uninstall"):
+        if args.command in ("config", "install", "uninstall", "trace"):
             from hookclient import commands
 
             return int(getattr(commands, args.command)(args))

@@ -68,3 +68,38 @@ def _finish(plan: Any, dry_run: bool, done: str, apply: Any) -> int:
     backup = apply(plan)
     print(done + (f" (backup: {backup})" if backup else ""))
     return 0
+
+
+def trace(args: argparse.Namespace) -> int:
+    """``hookclient trace``: one event's timeline, or a session's events."""
+    from hookclient import trace as tr
+
+    cfg = load_config(default_paths(os.environ, args.config), os.environ)
+    if args.session:
+        events = tr.session_events(cfg.logs.dir, args.session)
+        if args.json:
+            print(json.dumps(events, indent=2))
+        elif not events:
+            print(f"no events of session {args.session} in {cfg.logs.dir}")
+        for item in [] if args.json else events:
+            print(
+                f"{item['firstSeen']}  {item['requestId']}  {item['event']:<20}  {item['outcome']}"
+            )
+        return 0
+    if not args.request_id:
+        raise tr.TraceError("give a REQUEST_ID (or a unique prefix), or --session SESSION_ID")
+    request_id, lines = tr.timeline(cfg.logs.dir, args.request_id)
+    state = tr.spool_state(cfg.queue.dir, request_id, lines)
+    if args.json:
+        print(json.dumps({"requestId": request_id, "lines": lines, "spool": state}, indent=2))
+        return 0
+    print(
+        f"requestId {request_id}  traceId {lines[0].get('traceId', '-')}  "
+        f"event {lines[0].get('event', '-')}"
+    )
+    for line in lines:
+        print(tr.format_line(line))
+    where = state["state"]
+    extra = {k: v for k, v in state.items() if k != "state" and v is not None}
+    print(f"now: {where}" + (f"  {json.dumps(extra)}" if extra else ""))
+    return 0

@@ -175,6 +175,7 @@ class Hook:
             "info",
             "spooled" if mode == "spool" else "claimed for direct delivery",
             state=record.where.value,
+            sessionId=envelope.get("sessionId"),
             reason=why or None,
             file=record.path.name,
             elapsedMs=self._elapsed(),
