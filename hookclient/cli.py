@@ -27,6 +27,7 @@ examples:
   hookclient send --event PostToolUse < payload.json   what Claude Code runs
   hookclient install --scope user                        register the hook in Claude Code
   hookclient trace 019ab2c4                              one event's timeline and state
+  hookclient doctor                                      is everything in place?
   hookclient config show                                 effective settings and sources
   hookclient config path                                 which files are read
 
@@ -134,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--json", action="store_true", help="print JSON")
     _config_flag(trace)
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check config, token, endpoint, spool, daemon, backlog, logs, Claude settings",
+        description="Check everything hookclient needs, one line per check (OK, WARN or "
+        "FAIL, with the fix). Exits 1 if any check FAILs. The token is never printed.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+    _config_flag(doctor)
+
     config = commands.add_parser(
         "config",
         help="show the effective configuration or where it is read from",
@@ -177,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from hookclient.hook import SendOptions, send
 
             return send(SendOptions(event=args.event, mode=args.mode, config=args.config))
-        if args.command in ("config", "install", "uninstall", "trace"):
+        if args.command in ("config", "install", "uninstall", "trace", "doctor"):
             from hookclient import commands
 
             return int(getattr(commands, args.command)(args))

@@ -103,3 +103,12 @@ def trace(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in state.items() if k != "state" and v is not None}
     print(f"now: {where}" + (f"  {json.dumps(extra)}" if extra else ""))
     return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """``hookclient doctor``: one line per check; exit 1 on any FAIL."""
+    from hookclient import doctor as doc
+
+    checks = doc.run_checks(os.environ, args.config)
+    print(doc.report(checks, args.json))
+    return 1 if any(c.status == "FAIL" for c in checks) else 0

@@ -60,6 +60,17 @@ _SPAN_ID = re.compile(r"[0-9a-f]{16}")
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
 
+class JSON(JSONResponse):
+    """JSONResponse with non-ASCII escaped.
+
+    A stored envelope may hold a lone surrogate (legal as a JSON escape), which Starlette's
+    UTF-8 rendering would turn into a 500 on ``GET /events``.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 class Problem(Exception):
     """A request the receiver refuses: the HTTP answer and how the audit records it."""
 
@@ -77,12 +88,12 @@ class Problem(Exception):
         self.status = status
         self.field = field
 
-    def response(self) -> JSONResponse:
+    def response(self) -> JSON:
         body: dict[str, Any] = {"error": self.message}
         if self.field is not None:
             body["field"] = self.field
         headers = {"WWW-Authenticate": "Bearer"} if self.http_status == 401 else None
-        return JSONResponse(body, status_code=self.http_status, headers=headers)
+        return JSON(body, status_code=self.http_status, headers=headers)
 
 
 class SignatureError(ValueError):
@@ -216,9 +227,7 @@ def _short(value: Any) -> str | None:
     return value[:_AUDIT_TEXT_MAX] if isinstance(value, str) else None
 
 
-def _bearer_ok(authorization: str | None, token: bytes) -> bool:
-    if authorization is None:
-        return False
+def _bearer_ok(authorization: str, token: bytes) -> bool:
     scheme, _, presented = authorization.partition(" ")
     # Starlette decodes header bytes as latin-1, so this gives back the bytes that were sent.
     presented_bytes = presented.strip().encode("latin-1")
@@ -320,7 +329,7 @@ class _Receiver:
             logger.exception("POST /hooks failed (requestId %s)", seen.request_id)
             with suppress(Exception):
                 await self._audit(seen, Status.ERROR, 500, f"{type(exc).__name__}: {exc}")
-            return JSONResponse({"error": "internal"}, status_code=500)
+            return JSON({"error": "internal"}, status_code=500)
 
     async def _apply(self, request: Request, seen: _Seen) -> Response:
         _check_auth(request, self.token)
@@ -347,7 +356,7 @@ class _Receiver:
             )
         )
         status = "accepted" if new else "duplicate"
-        return JSONResponse({"status": status, "requestId": envelope.request_id})
+        return JSON({"status": status, "requestId": envelope.request_id})
 
     async def _audit(self, seen: _Seen, status: Status, http_status: int, detail: str) -> None:
         await run_in_threadpool(
@@ -363,7 +372,7 @@ class _Receiver:
         )
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSON({"status": "ok"})
 
     async def events(self, request: Request) -> Response:
         try:
@@ -380,7 +389,7 @@ class _Receiver:
                 limit=limit,
             )
         )
-        return JSONResponse({"events": rows})
+        return JSON({"events": rows})
 
     async def audit(self, request: Request) -> Response:
         try:
@@ -390,14 +399,14 @@ class _Receiver:
         except Problem as problem:
             return problem.response()
         rows = await run_in_threadpool(lambda: self.store.list_audit(status=status, limit=limit))
-        return JSONResponse({"audit": rows})
+        return JSON({"audit": rows})
 
     async def stats(self, request: Request) -> Response:
         try:
             _check_auth(request, self.token)
         except Problem as problem:
             return problem.response()
-        return JSONResponse(await run_in_threadpool(self.store.stats))
+        return JSON(await run_in_threadpool(self.store.stats))
 
 
 def _status_filter(raw: str | None) -> str | None:

@@ -52,8 +52,14 @@ example:
 SIGTERM or Ctrl-C stops it cleanly (exit 0)."""
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the description's line breaks and show every default."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the description's line breaks; show defaults that say something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class _Fatal(Exception):
@@ -94,7 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="env var with a Standard Webhooks secret; when given, signatures are required",
     )
-    add("--max-body-bytes", type=_positive, default=MAX_BODY_BYTES, help="413 above this size")
+    add(
+        "--max-body-bytes",
+        type=_positive,
+        default=MAX_BODY_BYTES,
+        metavar="N",
+        help="larger bodies get 413",
+    )
     add("--port-file", type=Path, metavar="PATH", help="write the bound port here once listening")
     add("--log-level", choices=LOG_LEVELS, default="warning", help="uvicorn and receiver logs")
     add("--access-log", action="store_true", help="log every request (off by default)")

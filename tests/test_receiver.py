@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -203,6 +204,8 @@ def test_lone_surrogate_in_event_is_still_stored(client: TestClient, db: Path) -
     assert post(client, raw).json()["status"] == "accepted"
     [row] = table(db, "events")
     assert row["envelope"] == raw.decode()
+    [listed] = client.get("/events", headers=AUTH).json()["events"]
+    assert listed["envelope"]["event"] == "Post\ud800Tool"
 
 
 def test_same_request_id_twice_is_applied_once(client: TestClient, db: Path) -> None:
@@ -639,26 +642,26 @@ def test_stats_count_every_outcome(client: TestClient) -> None:
 def test_stats_percentiles_are_nearest_rank(
     db: Path, values: list[int], expected: tuple[float, float, float]
 ) -> None:
-    with closing(Store(db)) as store, closing(sqlite3.connect(db)) as conn, conn:
-        conn.executemany(
-            "INSERT INTO webhook_events (status, http_status, processing_ms) VALUES (?, ?, ?)",
-            [(Status.SUCCESS.value, 200, float(v)) for v in values],
-        )
-        conn.commit()
+    with Store(db) as store:
+        with closing(sqlite3.connect(db)) as conn:  # a second writer, as a test would be
+            conn.executemany(
+                "INSERT INTO webhook_events (status, http_status, processing_ms) VALUES (?, ?, ?)",
+                [(Status.SUCCESS.value, 200, float(v)) for v in values],
+            )
+            conn.commit()
         percentiles = store.stats()["processing_ms"]
 
     assert (percentiles["p50"], percentiles["p95"], percentiles["p99"]) == expected
 
 
 def test_store_dedup_holds_under_concurrent_accepts(db: Path) -> None:
-    """Many threads race the same requestId: exactly one wins, every one is audited."""
-    import threading
-
+    """Threads on two connections (as two processes would be) race one requestId:
+    exactly one wins, and every attempt is audited."""
     doc = envelope()
     results: list[bool] = []
-    with closing(Store(db)) as store:
+    with Store(db) as one, Store(db) as two:
 
-        def deliver() -> None:
+        def deliver(store: Store) -> None:
             results.append(
                 store.accept(
                     request_id=doc["requestId"],
@@ -673,12 +676,12 @@ def test_store_dedup_holds_under_concurrent_accepts(db: Path) -> None:
                 )
             )
 
-        threads = [threading.Thread(target=deliver) for _ in range(16)]
+        threads = [threading.Thread(target=deliver, args=((one, two)[i % 2],)) for i in range(16)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        stats = store.stats()
+        stats = one.stats()
 
     assert sorted(results) == [False] * 15 + [True]
     assert stats["events"] == 1
