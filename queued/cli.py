@@ -28,6 +28,7 @@ examples:
   queued show 019ab2c4               one event: envelope, state, attempt history
   queued replay-failed --status 401  send the 401s again (after fixing the token)
   queued purge --state failed --older-than 30d --yes
+  queued service install             run the daemon under systemd / launchd
 """
 
 
@@ -114,6 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
     purge.add_argument("--yes", action="store_true", help="do not ask")
     _common(purge, json_flag=False)
+    service = sub.add_parser(
+        "service",
+        help="run the daemon under systemd (Linux) or launchd (macOS)",
+        description="Write, enable and start a systemd user unit (Linux) or a launchd agent "
+        "(macOS) that runs `queued run`, restarted on failure; print what to do elsewhere. "
+        "The supervisor does not see your shell's environment: put the token in a "
+        "token_file, or (systemd) in ~/.config/hookclient/environment as HOOKCLIENT_TOKEN=...",
+    )
+    service.add_argument("action", choices=("install", "uninstall", "status"))
+    service.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the unit file and the commands, change nothing",
+    )
+    _common(service, json_flag=False)
     return parser
 
 
@@ -237,6 +253,46 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
 
 
+def cmd_service(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from queued import service as svc
+
+    config = load(args)
+    home = Path(os.environ.get("HOME") or Path.home())
+    unit = svc.for_platform(sys.platform, home, args.config, config.logs.dir)
+    if unit is None:
+        print(svc.windows_hint(args.config))
+        return 0 if args.action != "install" else 1
+    if args.action == "status":
+        problem = svc.run_all([unit.status])
+        print(f"{unit.path}: {'present' if unit.path.exists() else 'not installed'}")
+        if problem:
+            print(problem)
+        return 0 if unit.path.exists() and not problem else 1
+    commands = unit.enable if args.action == "install" else unit.disable
+    if args.dry_run:
+        if args.action == "install":
+            print(f"# {unit.path}\n{unit.content}")
+        for cmd in commands:
+            print("$ " + " ".join(cmd))
+        return 0
+    if args.action == "install":
+        svc.write(unit)
+        print(f"wrote {unit.path}")
+        problem = svc.run_all(commands)
+    else:
+        problem = svc.run_all(commands) if unit.path.exists() else None
+        unit.path.unlink(missing_ok=True)
+        print(f"removed {unit.path}")
+    if problem:
+        manual = "; ".join(" ".join(c) for c in commands)
+        print(f"queued service: {problem}; run by hand: {manual}", file=sys.stderr)
+        return 1
+    print(f"{args.action}ed: {unit.kind} runs `queued run` now and at login")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "status": cmd_status,
@@ -244,6 +300,7 @@ COMMANDS = {
     "show": cmd_show,
     "replay-failed": cmd_replay,
     "purge": cmd_purge,
+    "service": cmd_service,
 }
 
 if __name__ == "__main__":  # pragma: no cover
