@@ -25,6 +25,6 @@ def next_delay(
     base = schedule[min(max(retries, 0), len(schedule) - 1)]
     factor = 1.0 + (rng or random).uniform(-jitter, jitter) if jitter else 1.0
     delay = base * factor
-    if retry_after is not None and retry_after > delay:
-        delay = min(retry_after, retry_after_cap)
+    if retry_after is not None:  # the cap bounds the server's wish, never our own schedule
+        delay = max(delay, min(retry_after, retry_after_cap))
     return max(0.0, delay)

@@ -41,6 +41,7 @@ MODES = ("auto", "direct", "spool")
 LEVELS = ("debug", "info", "warning", "error")
 
 #: Every key: (section, key) -> (type, default, help). ``None`` default means unset.
+#: List defaults are tuples, the type the loaded dataclasses hold.
 #: Types: "str", "str?", "path?", "int", "float", "bool", "list[str]", "list[float]".
 SCHEMA: dict[tuple[str, str], tuple[str, Any, str]] = {
     ("endpoint", "url"): ("str?", None, "webhook URL the envelopes are POSTed to"),
@@ -61,7 +62,7 @@ SCHEMA: dict[tuple[str, str], tuple[str, Any, str]] = {
         "redact_keys",
     ): (
         "list[str]",
-        ["token", "secret", "password", "api_key", "apikey", "authorization"],
+        ("token", "secret", "password", "api_key", "apikey", "authorization"),
         "payload keys whose values become [REDACTED]",
     ),
     ("delivery", "autostart"): ("bool", True, "auto mode starts a daemon when none runs"),
@@ -69,7 +70,7 @@ SCHEMA: dict[tuple[str, str], tuple[str, Any, str]] = {
     ("queue", "idle_exit"): ("float", 600.0, "a hook-started daemon exits when idle this long"),
     ("queue", "backoff"): (
         "list[float]",
-        [60.0, 300.0, 900.0, 3600.0, 7200.0],
+        (60.0, 300.0, 900.0, 3600.0, 7200.0),
         "seconds before retry k (last repeats)",
     ),
     ("queue", "jitter"): ("float", 0.1, "backoff jitter fraction"),
@@ -370,7 +371,7 @@ def _build(
             signing_secret_env=secret_env,
             token=token,
             token_source=token_source,
-            signing_secret=environ.get(secret_env) or None if secret_env else None,
+            signing_secret=_signing_secret(secret_env, environ, problems, strict),
         ),
         delivery=Delivery(
             mode=values["delivery.mode"],
@@ -413,22 +414,56 @@ def _token(
     """(token, where it came from, problem): the env var first, else the private token file."""
     token_env = values["endpoint.token_env"]
     token = environ.get(token_env, "").strip()
-    if token:
-        return token, f"env {token_env}", None
-    path: Path | None = values["endpoint.token_file"]
-    if path is None:
-        return None, "-", None
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            problem = (
-                f"endpoint.token_file {path} is readable by others (mode {mode:o}); "
-                f"run: chmod 600 {path}"
+    source = f"env {token_env}"
+    if not token:
+        path: Path | None = values["endpoint.token_file"]
+        if path is None:
+            return None, "-", None
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                problem = (
+                    f"endpoint.token_file {path} is readable by others (mode {mode:o}); "
+                    f"run: chmod 600 {path}"
+                )
+                return None, "-", problem
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return None, "-", f"endpoint.token_file {path} cannot be read: {exc.strerror}"
+        except UnicodeDecodeError:
+            return None, "-", f"endpoint.token_file {path} is not UTF-8 text"
+        source = f"file {path}"
+        if not token:
+            return None, source, None
+    if not all(" " <= c <= "~" for c in token):  # httpx cannot put it in a header
+        problem = (
+            f"the token in {source} holds characters an HTTP header cannot carry "
+            "(non-ASCII or control characters); it is not used"
+        )
+        return None, "-", problem
+    return token, source, None
+
+
+def _signing_secret(
+    secret_env: str | None, environ: Mapping[str, str], problems: list[str], strict: bool
+) -> str | None:
+    """The Standard Webhooks secret; a ``whsec_`` one must be valid base64 (sign() decodes it)."""
+    secret = environ.get(secret_env) or None if secret_env else None
+    if secret and secret.startswith("whsec_"):
+        import base64
+        import binascii
+
+        try:
+            base64.b64decode(secret[len("whsec_") :], validate=True)
+        except binascii.Error:
+            _complain(
+                f"endpoint.signing_secret_env: the secret in env {secret_env} starts with "
+                "whsec_ but the rest is not valid base64",
+                problems,
+                strict,
             )
-            return None, "-", problem
-        return path.read_text(encoding="utf-8").strip() or None, f"file {path}", None
-    except OSError as exc:
-        return None, "-", f"endpoint.token_file {path} cannot be read: {exc.strerror}"
+            return None
+    return secret
 
 
 def spool_key(url: str | None) -> str:

@@ -17,6 +17,7 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -91,6 +92,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # asctime and "-0000" dates: HTTP dates are GMT, not local time
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)
 
 
@@ -182,7 +185,8 @@ class Sender:
 
         def done(kind: Kind, status: int | None, detail: str, **extra: Any) -> Outcome:
             elapsed = (self.clock.monotonic() - start) * 1000
-            return Outcome(kind, status, detail, attempt, span_id, elapsed, **extra)
+            at = self.clock.now()
+            return Outcome(kind, status, detail, attempt, span_id, elapsed, at=at, **extra)
 
         try:
             response = self.client.post(
@@ -313,7 +317,9 @@ def deliver_inline(
         reraise=True,
     )
     if deadline - clock.monotonic() < MIN_ATTEMPT:
-        late = Outcome("retryable", None, "no time left in the budget", first_attempt, "", 0.0)
+        late = Outcome(
+            "retryable", None, "no time left in the budget", first_attempt, "", 0.0, at=clock.now()
+        )
         raise Retryable(late)
     result: Outcome = retrying(one)
     return result

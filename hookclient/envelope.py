@@ -87,7 +87,7 @@ def _looks_complete(chunks: list[bytes]) -> bool:
         return False
     try:
         json.loads(b"".join(chunks))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -132,6 +132,51 @@ def _sensitive(key: str, keys: tuple[str, ...]) -> bool:
     return False
 
 
+#: In text that is not valid JSON: a short "key" followed by a colon, and its value (a
+#: string, possibly unterminated, or a bare word up to the next delimiter).
+_RAW_KEY = re.compile(rb"[\w.\-]{1,200}\Z")
+_RAW_VALUE = re.compile(rb'\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*"?|[^,}\]\s]*)')
+
+
+def redact_raw(data: bytes, keys: tuple[str, ...]) -> bytes:
+    """Best-effort redaction of JSON-looking text that did not parse (cut or broken).
+
+    Finds each occurrence of a redact key (bytes.find on an ASCII-lowered copy, linear),
+    checks that it lies in a quoted key followed by a colon that :func:`_sensitive`
+    accepts, and replaces the value with "[REDACTED]".  Base64 copies of undecodable
+    stdin are left exact.
+    """
+    if not keys or not data:
+        return data
+    lowered = data.lower()
+    needles = set()
+    for k in keys:
+        k = k.lower().replace("-", "_")
+        needles.update({k.encode("utf-8"), k.replace("_", "-").encode("utf-8")})
+    spans: list[tuple[int, int]] = []
+    for needle in needles - {b""}:
+        at = lowered.find(needle)
+        while at >= 0:
+            start = data.rfind(b'"', max(0, at - 200), at)
+            end = data.find(b'"', at + len(needle), at + len(needle) + 200)
+            if start >= 0 and end >= 0 and _RAW_KEY.match(data, start + 1, end):
+                name = data[start + 1 : end].decode("ascii", "replace")
+                value = _RAW_VALUE.match(data, end + 1)
+                if value is not None and _sensitive(name, keys):
+                    spans.append(value.span(1))
+            at = lowered.find(needle, at + 1)
+    if not spans:
+        return data
+    out: list[bytes] = []
+    pos = 0
+    for begin, stop in sorted(set(spans)):
+        if begin >= pos:
+            out += [data[pos:begin], b'"' + REDACTED.encode() + b'"']
+            pos = stop
+    out.append(data[pos:])
+    return b"".join(out)
+
+
 def build(
     capture: StdinCapture,
     *,
@@ -142,10 +187,19 @@ def build(
 ) -> dict[str, Any]:
     """Wrap what was read into an envelope (DESIGN.md "The envelope")."""
     now = time.time() if now is None else now
-    body: dict[str, Any] = _decode(capture, limit)
+    body: dict[str, Any] = _decode(capture, limit, redact_keys)
     payload = body.get("payload")
+    if isinstance(payload, dict | list):  # a JSON array is kept, so it is redacted too
+        try:
+            body["payload"] = payload = redact(payload, redact_keys)
+        except RecursionError:  # hostile nesting: keep it as (redacted) text instead
+            body = {
+                "payload": None,
+                "payloadRaw": redact_raw(capture.data, redact_keys).decode("utf-8", "replace"),
+                "payloadError": "payload is nested too deeply to redact; kept as text",
+            }
+            payload = None
     if isinstance(payload, dict):
-        body["payload"] = payload = redact(payload, redact_keys)
         name, session = payload.get("hook_event_name"), payload.get("session_id")
     else:
         name, session = _sniff(body.get("payloadRaw") or "")
@@ -163,12 +217,12 @@ def build(
     }
 
 
-def _decode(capture: StdinCapture, limit: int) -> dict[str, Any]:
+def _decode(capture: StdinCapture, limit: int, redact_keys: tuple[str, ...]) -> dict[str, Any]:
     data = capture.data
     if capture.truncated:
         return {
             "payload": None,
-            "payloadRaw": data.decode("utf-8", "replace"),
+            "payloadRaw": redact_raw(data, redact_keys).decode("utf-8", "replace"),
             "payloadTruncated": True,
             "payloadBytes": capture.total_bytes,
             "payloadError": (
@@ -193,9 +247,13 @@ def _decode(capture: StdinCapture, limit: int) -> dict[str, Any]:
         return {"payload": None, "payloadRaw": text, "payloadError": why + suffix}
     try:
         payload = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         late = " (stdin stayed open past stdin_timeout)" if capture.timed_out else ""
-        return {"payload": None, "payloadRaw": text, "payloadError": f"invalid JSON: {exc}{late}"}
+        return {
+            "payload": None,
+            "payloadRaw": redact_raw(data, redact_keys).decode("utf-8"),
+            "payloadError": f"invalid JSON: {exc}{late}",
+        }
     if not isinstance(payload, dict):
         kind = type(payload).__name__
         return {"payload": payload, "payloadError": f"payload is a JSON {kind}, not an object"}

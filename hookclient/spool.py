@@ -132,6 +132,7 @@ class Spool:
         self.check_room()
         record = Record(self.dir(where) / file_name(envelope, now), envelope, state)
         self._write(record.path, record.body())
+        self._grew(record.path)
         return record
 
     def update(self, record: Record) -> None:
@@ -221,7 +222,7 @@ class Spool:
             raw = fh.read(MAX_FILE_BYTES + 1)
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise CorruptFile(f"{path}: not JSON ({exc})") from None
         if (
             not isinstance(body, dict)
@@ -251,15 +252,27 @@ class Spool:
                 yield exc
 
     def find(self, request_id: str) -> Record | None:
-        """The record with this requestId (or a unique prefix of it), in any state."""
+        """The record with this requestId (or a unique prefix of it), in any state.
+
+        Only the requestId part of a file name is matched (never its time stamp); an
+        empty or ambiguous prefix finds nothing.
+        """
+        if not request_id:
+            return None
+        matches: list[Record] = []
         for state in STATES:
             for path in self.paths(state):
-                if request_id in path.name:
-                    try:
-                        return self.read(path)
-                    except (FileNotFoundError, CorruptFile):
-                        continue
-        return None
+                name_id = path.name[: -len(".json")].partition("-")[2]
+                if not name_id.startswith(request_id):
+                    continue
+                try:
+                    record = self.read(path)
+                except (FileNotFoundError, CorruptFile):
+                    continue
+                if name_id == request_id:
+                    return record
+                matches.append(record)
+        return matches[0] if len(matches) == 1 else None
 
     # -- size ---------------------------------------------------------------------
 
@@ -297,6 +310,18 @@ class Spool:
                 f"spool {self.root} holds {used} bytes, at max_spool_bytes ({self.max_bytes}); "
                 "start queued to drain it, purge failed/, or raise [queue] max_spool_bytes"
             )
+
+    def _grew(self, path: Path) -> None:
+        """Add a new file to the cached usage, so a burst of writes within USAGE_TTL
+        cannot run past max_spool_bytes on a stale figure.  Best effort: a lost update
+        between processes only undercounts until the next full recount."""
+        cache = self.root / "usage.json"
+        try:
+            cached = json.loads(cache.read_bytes())
+            body = {"bytes": int(cached["bytes"]) + path.stat().st_size, "at": cached["at"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        _write_small(cache, json.dumps(body).encode())
 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
