@@ -352,7 +352,24 @@ class Queued:
                 self.proc.stderr.close()
 
 
+_STARTED: list[Queued] = []
+
+
 def start_queued(env: HookEnv, *args: str) -> Queued:
     cmd = [str(BIN / "queued"), "run", "--config", str(env.config), *args]
     proc = subprocess.Popen(cmd, env=env.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return Queued(env, proc)
+    _STARTED.append(Queued(env, proc))
+    return _STARTED[-1]
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    """A test that fails half-way still stops the daemons it started."""
+    yield
+    while _STARTED:
+        queued = _STARTED.pop()
+        if queued.proc.poll() is None:
+            queued.proc.kill()
+            queued.proc.wait()
+        if queued.proc.stderr:
+            queued.proc.stderr.close()

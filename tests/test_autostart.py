@@ -79,13 +79,17 @@ def test_the_hook_does_not_hold_its_pipes_open_for_the_daemon(
     """Claude Code waits for the hook's stdout and stderr to close, not just its exit."""
     configure(auto, receiver.url, idle_exit=30.0)
     proc = auto.popen()
+    assert proc.stdin and proc.stdout and proc.stderr
+    hook_pipes = {
+        f"pipe:[{os.fstat(f.fileno()).st_ino}]" for f in (proc.stdin, proc.stdout, proc.stderr)
+    }
     out, err = proc.communicate(STOP, timeout=30)  # returns only when both pipes close
 
     assert (proc.returncode, out, err) == (0, b"", b"")
     pid = wait_for(lambda: daemon_pid(auto.spool))
     assert pid_alive(pid)  # the daemon lives on, yet the pipes were closed
     fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-    assert not any(fd.startswith("pipe:") for fd in fds), fds  # nothing inherited
+    assert not fds & hook_pipes, fds  # none of the hook's pipes was inherited
     for n in (0, 1, 2):
         assert os.readlink(f"/proc/{pid}/fd/{n}") == "/dev/null"
     assert os.getsid(pid) == pid  # its own session
