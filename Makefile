@@ -6,11 +6,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv compile test lint typecheck unit demo clean
+.PHONY: help venv compile test lint typecheck unit demo clean claude e2e
 
 help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
 	@echo "make test   lint (ruff), type-check (mypy --strict) and run the test suite (pytest)"
+	@echo "make e2e    end-to-end tests inside the real Claude Code CLI (installs it once: make claude)"
 	@echo "make clean  remove .venv, caches and demo logs"
 
 $(STAMP): pyproject.toml
@@ -36,9 +37,23 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not claude"
 
 test: lint typecheck unit
+
+# The pinned Claude Code CLI, installed once with npm (--ignore-scripts) into
+# ${XDG_CACHE_HOME:-~/.cache}/hookclient-claude/<version>, outside the repo; prints its path.
+# CLAUDE_BIN=/path/to/claude overrides. The e2e fixture goes through the same code.
+claude: $(STAMP)
+	$(PY) -m tests.claude.cli
+
+# Only the tests marked `claude`: real `claude -p` sessions against a fake model server,
+# with hookclient installed by `hookclient install`. They skip, with one line saying why,
+# when npm or its registry cannot be reached. The CLI is installed first, outside pytest,
+# so that a slow download does not count against the first test's timeout.
+e2e: compile
+	@$(PY) -m tests.claude.cli || echo "make e2e: no Claude Code CLI; the tests will say why"
+	$(VENV)/bin/pytest -m claude
 
 demo: compile
 	$(PY) scripts/demo.py

@@ -170,6 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         idle_exit=args.idle_exit or 0.0,
         autostarted=args.autostarted,
+        watch=not args.once,  # --once scans once and exits: no observer to start and stop
     )
     try:
         return daemon.run(once=args.once)

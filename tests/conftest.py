@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -261,8 +262,16 @@ class BlackHole:
                 pass
 
     def close(self) -> None:
+        """Stop accepting first, then close every connection, including one accepted
+        while we were closing (a leaked socket is a ResourceWarning, an error here)."""
+        import socket
+
         self.closed = True
+        for sock in [self.sock, *self.conns]:  # wakes a blocking accept() or recv()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        self.thread.join(timeout=10)
         for conn in self.conns:
             conn.close()
 
