@@ -96,7 +96,8 @@ def records(spool: Spool, states: Iterable[State]) -> Iterable[Record]:
 def status(config: Config) -> dict[str, Any]:
     spool = open_spool(config)
     now = time.time()
-    counts = {s.value: len(spool.paths(s)) for s in (*STATES, State.CORRUPT, State.TMP)}
+    counts = {s.value: len(spool.paths(s)) for s in (*STATES, State.CORRUPT)}
+    counts[State.TMP.value] = _entries(spool.dir(State.TMP))  # tmp names end in .tmp
     oldest = next_due = None
     for record in records(spool, [State.PENDING]):
         created = _time(record.state.get("createdAt"))
@@ -210,17 +211,22 @@ def list_events(
     states = [State(state)] if state else list(STATES)
     out: list[dict[str, Any]] = []
     for record in records(spool, states):
+        if len(out) >= limit:
+            break
         if event and record.envelope.get("event") != event:
             continue
         out.append(Row(record).summary())
-        if len(out) >= limit:
-            break
     return out
 
 
 def show(config: Config, request_id: str) -> dict[str, Any]:
     spool = open_spool(config)
-    matches = [p for s in STATES for p in spool.paths(s) if request_id in p.name]
+    matches = [
+        p
+        for s in STATES
+        for p in spool.paths(s)
+        if request_id and _name_id(p).startswith(request_id)  # never the time stamp
+    ]
     if not matches:
         raise AdminError(f"no event {request_id} in {spool.root} (delivered events leave no file)")
     if len(matches) > 1:
@@ -229,7 +235,8 @@ def show(config: Config, request_id: str) -> dict[str, Any]:
         record = spool.read(matches[0])
     except CorruptFile as exc:
         raise AdminError(str(exc)) from None
-    return {"state": record.where.value, "file": str(record.path), **record.body()}
+    # "where": the directory; "state" is the file's own state object (retries, history)
+    return {"where": record.where.value, "file": str(record.path), **record.body()}
 
 
 # -- replay-failed -----------------------------------------------------------------------
@@ -323,6 +330,8 @@ def purge_candidates(config: Config, state: str, older_than: float) -> list[Path
         raise AdminError("purge works on --state failed or --state corrupt only")
     cutoff = time.time() - older_than
     directory = spool.dir(State(state))
+    if not directory.is_dir():
+        return []
     found = []
     for path in sorted(directory.iterdir()):
         try:
@@ -337,6 +346,18 @@ def confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         return False
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _name_id(path: Path) -> str:
+    """The requestId part of a spool file name (``<stamp>-<requestId>.json``)."""
+    return path.name.removesuffix(".json").partition("-")[2]
+
+
+def _entries(directory: Path) -> int:
+    try:
+        return sum(1 for _ in directory.iterdir())
+    except OSError:
+        return 0
 
 
 def _time(value: Any) -> float | None:

@@ -151,9 +151,9 @@ class Daemon:
             idleExit=self.idle_exit,
             autostarted=self.autostarted,
         )
-        self.rescan()
-        if self.watch:
+        if self.watch:  # first: a file created during the first scan is still seen
             self._start_observer()
+        self.rescan()
 
     def close(self) -> None:
         if self.observer is not None:
@@ -198,8 +198,11 @@ class Daemon:
         free = self.workers - len(self.inflight)
         if free <= 0 or self.stopping:
             return 0
-        if self.breaker.is_open():
-            return 0
+        breaker = self.breaker.read()
+        if breaker.get("state") == "open":
+            if self.clock.now() < float(breaker.get("openUntil", 0)) or self.inflight:
+                return 0
+            free = 1  # half-open: one probe; the others wait for its answer, not a cooldown
         names = self.agenda.pop_due(self.clock.now(), free)
         for name in names:
             self._dispatch(name)
@@ -222,13 +225,16 @@ class Daemon:
     def _wait_time(self) -> float:
         waits = [max(0.0, self.next_rescan - self.clock.monotonic())]
         due = self.agenda.next_due()
+        if len(self.inflight) >= self.workers:
+            due = None  # nothing can start before a delivery ends, and its end wakes us
+        state = self.breaker.read()
+        if due is not None and state.get("state") == "open":
+            # nothing starts before the cooldown ends, nor while a probe is out
+            due = None if self.inflight else max(due, float(state.get("openUntil", 0)))
         if due is not None:
             waits.append(max(0.0, due - self.clock.now()))
         if self.idle_exit:
             waits.append(max(0.0, self.last_activity + self.idle_exit - self.clock.monotonic()))
-        state = self.breaker.read()
-        if state.get("state") == "open":
-            waits.append(max(0.0, float(state.get("openUntil", 0)) - self.clock.now()))
         return max(0.01, min(waits))
 
     def _idle_expired(self) -> bool:
@@ -296,7 +302,9 @@ class Daemon:
             except CorruptFile as exc:
                 self._quarantine(path, exc)
                 continue
-            owner = record.state.get("owner") or {}
+            owner = record.state.get("owner")
+            if not isinstance(owner, dict):
+                owner = {}  # none, or not an owner at all: nobody holds it
             if self._owner_alive(owner):
                 continue
             record.state.pop("owner", None)
@@ -415,6 +423,8 @@ class Daemon:
         if outcome.kind == "delivered":
             self._delivered(record, outcome)
         elif outcome.kind == "permanent":
+            if outcome.status is not None:
+                self.breaker.success()  # the endpoint answered: not an outage
             self._fail(record, outcome, "failed permanently")
         else:
             self._retry(record, outcome, first)
