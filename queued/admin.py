@@ -251,6 +251,7 @@ class Selector:
     since: float | None
 
     def empty(self) -> bool:
+        self.ids = [i for i in self.ids if i.strip()]  # "" would select everything
         return not (self.ids or self.all or self.event or self.status is not None or self.since)
 
     def matches(self, record: Record) -> bool:

@@ -194,7 +194,10 @@ class Daemon:
     def step(self) -> int:
         """One pass: rescan when due, then hand due events to free workers."""
         if self.clock.monotonic() >= self.next_rescan:
-            self.rescan()
+            try:
+                self.rescan()
+            except OSError as exc:  # a vanished or unreadable spool: say so, try again later
+                self.log.error("rescan failed", spool=str(self.config.queue.dir), error=str(exc))
         free = self.workers - len(self.inflight)
         if free <= 0 or self.stopping:
             return 0
@@ -343,6 +346,7 @@ class Daemon:
             return
         self.log.error(
             "corrupt file quarantined",
+            requestId=path.name.removesuffix(".json").partition("-")[2] or None,
             file=path.name,
             error=str(exc),
             state="corrupt",
@@ -374,7 +378,8 @@ class Daemon:
         self.last_activity = self.clock.monotonic()
         exc = future.exception()
         if exc is not None:
-            self.log.error("delivery crashed", file=name, error=repr(exc))
+            request_id = name.removesuffix(".json").partition("-")[2] or None
+            self.log.error("delivery crashed", file=name, requestId=request_id, error=repr(exc))
             self.agenda.add(name, self.clock.now() + 5.0)
         self.wake.set()
 
@@ -401,7 +406,12 @@ class Daemon:
         claimed = self.spool.claim(record, owner)
         if claimed is None:
             return
-        self._attempt(claimed, probe=verdict == "probe")
+        try:
+            self._attempt(claimed, probe=verdict == "probe")
+        except OSError:
+            raise  # the disk, not the file: it stays in processing/, recovered at rescan
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # parses, cannot be sent
+            self._quarantine(claimed.path, CorruptFile(f"{claimed.path}: cannot be sent: {exc!r}"))
 
     def _attempt(self, record: Record, *, probe: bool) -> None:
         state = record.state

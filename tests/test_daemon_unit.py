@@ -993,3 +993,50 @@ def test_queued_run_once_delivers_what_is_due_and_exits_0(
     assert h.names("pending") == [later.path.name]
     assert not (h.spool_dir / "daemon.pid").exists()  # the lock was given back
     assert [line["msg"] for line in h.log("queue")][-1] == "daemon stopped"
+
+
+# -- records that parse but cannot be sent -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [{"drop": "traceId"}, {"state": {"attempts": "three"}}],
+    ids=["no-traceId", "attempts-not-a-number"],
+)
+def test_a_record_that_cannot_be_sent_is_quarantined_not_retried_forever(
+    h: Harness, router: respx.MockRouter, damage: dict[str, Any]
+) -> None:
+    route = router.post(URL).mock(return_value=httpx.Response(200))
+    env = envelope(h.clock)
+    if "drop" in damage:
+        del env[damage["drop"]]
+    bad = h.add(env, **damage.get("state", {}))
+    good = h.add(envelope(h.clock, n=1))
+
+    d = h.start()
+    d.drain_due()
+    h.clock.advance(3600)
+    d.next_rescan = 0.0
+    d.drain_due()  # a rescan does not bring it back
+
+    assert h.names("corrupt") == [bad.path.name]
+    assert h.names("pending") == h.names("processing") == []
+    assert sent_ids(route) == [good.request_id]
+    [line] = h.log("error", "corrupt file quarantined")
+    assert line["requestId"] == bad.request_id and "cannot be sent" in line["error"]
+
+
+def test_a_rescan_that_fails_is_logged_and_the_daemon_goes_on(
+    h: Harness, router: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router.post(URL).mock(return_value=httpx.Response(200))
+    d = h.start()
+
+    def broken() -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(d, "rescan", broken)
+    d.next_rescan = 0.0
+    d.step()  # must not raise
+    [line] = h.log("error", "rescan failed")
+    assert "Permission denied" in line["error"]
