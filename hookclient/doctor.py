@@ -269,10 +269,12 @@ def _json(path: Path) -> dict[str, Any] | None:
 def report(checks: list[Check], as_json: bool) -> str:
     if as_json:
         return json.dumps([asdict(c) for c in checks], indent=2)
+    from hookclient.term import paint
+
     width = max(len(c.name) for c in checks)
     lines = []
     for c in checks:
-        line = f"{c.status:<4}  {c.name:<{width}}  {c.detail}"
+        line = f"{paint(f'{c.status:<4}', c.status)}  {c.name:<{width}}  {c.detail}"
         if c.fix and c.status != "OK":
             line += f"\n      {'':<{width}}  fix: {c.fix}"
         lines.append(line)

@@ -110,9 +110,26 @@ def status(config: Config) -> dict[str, Any]:
     breaker = _read_json(config.queue.dir / "breaker.json") or {"state": "closed"}
     if breaker.get("state") == "open" and float(breaker.get("openUntil", 0)) <= now:
         breaker["state"] = "half-open (next attempt probes)"
+    warnings = []
+    if counts[State.FAILED.value]:
+        warnings.append(
+            f"{counts[State.FAILED.value]} event(s) in failed/: see `queued list --state failed`, "
+            "fix the cause, then `queued replay-failed --all`"
+        )
+    if oldest is not None and now - oldest > config.queue.backoff[-1]:
+        warnings.append(
+            f"the oldest pending event waits for {(now - oldest) / 3600:.1f} h, longer than the "
+            "last backoff step: the endpoint has been failing (see error.log)"
+        )
+    if counts[State.CORRUPT.value]:
+        warnings.append(
+            f"{counts[State.CORRUPT.value]} file(s) in corrupt/: read them, repair "
+            "and move back to pending/, or `queued purge --state corrupt`"
+        )
     return {
         "spool": str(config.queue.dir),
         "endpoint": config.endpoint.url,
+        "warnings": warnings,
         "counts": counts,
         "oldestPendingAgeSeconds": round(now - oldest, 1) if oldest else None,
         "nextDueAt": utc_iso(next_due) if next_due else None,
@@ -148,6 +165,9 @@ def format_status(info: dict[str, Any]) -> str:
         f"last sent   {_line_text(info['lastDelivery'])}",
         f"last error  {_line_text(info['lastFailure'])}",
     ]
+    from hookclient.term import paint
+
+    lines += [paint("warning", "WARN") + f"     {w}" for w in info.get("warnings", [])]
     return "\n".join(lines)
 
 
@@ -276,10 +296,14 @@ def replay_failed(config: Config, selector: Selector, *, dry_run: bool) -> list[
             "replay-failed needs a selector: REQUEST_ID ..., --all, --event E, --status CODE "
             "or --since T (add --dry-run to preview)"
         )
+    from hookclient.term import Progress
+
     spool = open_spool(config)
     moved = []
     now = time.time()
+    progress = Progress("replaying", len(spool.paths(State.FAILED)))
     for record in records(spool, [State.FAILED]):
+        progress.step()
         if not selector.matches(record):
             continue
         summary = Row(record).summary()
@@ -295,6 +319,7 @@ def replay_failed(config: Config, selector: Selector, *, dry_run: bool) -> list[
                 continue
             _log(config, "replayed from failed", record)
         moved.append(summary)
+    progress.close()
     return moved
 
 

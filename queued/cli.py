@@ -237,9 +237,15 @@ def cmd_purge(args: argparse.Namespace) -> int:
     if not args.yes and not admin.confirm(question):
         print(f"{question} not confirmed: nothing deleted (pass --yes to skip the question)")
         return 1
+    from hookclient.term import Progress
+
+    progress = Progress("deleting", len(paths))
     for path in paths:
         path.unlink(missing_ok=True)
-        print(f"deleted  {path.name}")
+        progress.step()
+        if not progress.enabled:
+            print(f"deleted  {path.name}")
+    progress.close()
     print(f"{len(paths)} file(s) deleted")
     return 0
 

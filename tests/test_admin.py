@@ -651,3 +651,23 @@ def test_no_command_prints_help_and_exits_1(capsys: pytest.CaptureFixture[str]) 
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "usage: queued" in captured.err
+
+
+def test_status_warns_about_failed_corrupt_and_a_stuck_backlog(
+    env: AdminEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.add(State.PENDING, 1, created_ago=3 * 3600.0)  # older than the last step (7200 s)
+    env.add(State.FAILED, 2, status=401)
+    (env.spool_dir / "corrupt" / "20260101T000000000000Z-bad.json").write_bytes(b"{")
+
+    code, out, _ = env.run(capsys, "status")
+    warnings = [line for line in out.splitlines() if line.startswith("warning")]
+    assert code == 0 and len(warnings) == 3
+    assert "1 event(s) in failed/" in warnings[0] and "replay-failed" in warnings[0]
+    assert "3.0 h, longer than the last backoff step" in warnings[1]
+    assert "1 file(s) in corrupt/" in warnings[2]
+    assert "\033[" not in out  # not a terminal: no colour
+
+    env.spool_dir.joinpath("failed").joinpath(env.names("failed")[0]).unlink()
+    code, out, _ = env.run(capsys, "status", "--json")
+    assert len(json.loads(out)["warnings"]) == 2
