@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hookclient import __version__
+from hookclient.cli import Parser
 from hookclient.config import Config, default_paths, load_config
 from hookclient.errors import HookclientError
 from queued import admin
@@ -30,15 +31,6 @@ examples:
   queued purge --state failed --older-than 30d --yes
   queued service install             run the daemon under systemd / launchd
 """
-
-
-class UsageError(HookclientError):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
