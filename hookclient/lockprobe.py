@@ -10,10 +10,9 @@ that very instant waits for the lock (``queued.daemon.LOCK_WAIT``) instead of fa
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 
-def lock_held(path: Path) -> bool:
+def lock_held(path: str | os.PathLike[str]) -> bool:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no probe, assume no daemon

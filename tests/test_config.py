@@ -534,3 +534,40 @@ def test_signing_secret_whsec_must_be_base64() -> None:
 def test_signing_secret_env_set_but_empty_means_no_secret() -> None:
     c = load(env={"HOOKCLIENT_ENDPOINT_SIGNING_SECRET_ENV": "S"})
     assert c.endpoint.signing_secret is None
+
+
+# -- the hook's cheap path -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [None, "", "https://a.example.test/hooks", "http://x/é?q=1"])
+def test_spool_key_is_the_sha256_of_the_url(url: str | None) -> None:
+    """The key comes from CPython's own SHA-256 (no OpenSSL import): the same digest."""
+    assert cfg.spool_key(url) == hashlib.sha256((url or "").encode()).hexdigest()[:12]
+
+
+def test_paths_are_paths_and_their_strings_match(tmp_path: Path) -> None:
+    """Callers still get Path objects; the hook reads the same places as strings."""
+    path = write(
+        tmp_path / "c.toml",
+        f'[queue]\ndir = "{tmp_path}//q/"\n[logs]\ndir = "~/logs"\n'
+        f'[endpoint]\nca_bundle = "./ca.pem"\n',
+    )
+    c = load(path)
+    assert c.queue.dir == tmp_path / "q" and str(c.queue.dir) == c.queue.dir_str
+    assert c.logs.dir == Path("~/logs").expanduser() and str(c.logs.dir) == c.logs.dir_str
+    assert c.endpoint.ca_bundle == Path("ca.pem") and c.endpoint.token_file is None
+    assert c.files == (path,) and isinstance(c.files[0], Path)
+
+
+def test_config_values_compare_copy_and_hide_secrets_like_dataclasses() -> None:
+    import copy
+    import pickle
+
+    c = load(env={"HOOKCLIENT_TOKEN": SECRET_TOKEN})
+    assert c == load(env={"HOOKCLIENT_TOKEN": SECRET_TOKEN})
+    assert c != load(env={"HOOKCLIENT_TOKEN": "other"})  # secrets compare, unseen
+    assert copy.deepcopy(c) == c == pickle.loads(pickle.dumps(c))  # noqa: S301 - our own bytes
+    assert hash(c.queue) == hash(load().queue)
+    assert repr(c.delivery).startswith("Delivery(mode='auto', inline_attempts=3,")
+    with pytest.raises(AttributeError):
+        del c.endpoint.url

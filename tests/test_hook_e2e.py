@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from hookclient.config import default_files, load_config
+from hookclient.configcache import ConfigCache, default_file
 from tests.conftest import (
     FIXTURES,
     TOKEN,
@@ -156,7 +161,130 @@ def test_spool_path_imports_no_network_or_logging_library(hook: HookEnv) -> None
     assert report["rc"] == 0 and proc.stdout == b""
     heavy = {"httpx", "httpcore", "tenacity", "structlog", "watchdog", "anyio", "ssl", "argparse"}
     assert heavy & {m.split(".")[0] for m in report["modules"]} == set()
+    # even the first run, before the config cache is warm (tomllib, and the typing it
+    # pulls, are allowed then; see test_fast_path_imports_only_what_it_needs)
+    never = FAST_PATH_NEVER - {"tomllib", "typing", "contextlib"}
+    assert never & ({m.split(".")[0] for m in report["modules"]} | set(report["modules"])) == set()
     assert len(hook.files("pending")) == 1  # the probe did run the real send
+
+
+#: What the hook's fast path never imports (BENCHMARKS.md "Hook fast path" has what each
+#: cost it): besides the network and logging libraries above, typing, dataclasses (and
+#: inspect), pathlib (and urllib), tomllib once the config is cached, platformdirs,
+#: hashlib (OpenSSL), contextlib, signal, subprocess, filelock; fcntl but to probe
+#: the daemon's lock.
+FAST_PATH_NEVER = {
+    "httpx",
+    "httpcore",
+    "tenacity",
+    "structlog",
+    "watchdog",
+    "anyio",
+    "ssl",
+    "argparse",
+    "typing",
+    "dataclasses",
+    "inspect",
+    "pathlib",
+    "urllib",
+    "tomllib",
+    "platformdirs",
+    "hashlib",
+    "_hashlib",
+    "contextlib",
+    "signal",
+    "subprocess",
+    "filelock",
+}
+#: The hookclient modules the spool path loads; auto mode adds the lock probe, direct
+#: mode the breaker, and nothing else ever joins them on these paths.
+FAST_PATH_OURS = {
+    "hookclient",
+    "hookclient.__main__",
+    "hookclient.hook",
+    "hookclient.clock",
+    "hookclient.config",
+    "hookclient.configcache",
+    "hookclient.dirs",
+    "hookclient.envelope",
+    "hookclient.errors",
+    "hookclient.logs",
+    "hookclient.spool",
+}
+FAST_PATH_EXTRA = {
+    "spool": set(),
+    "auto, daemon running": {"hookclient.lockprobe"},
+    "breaker open": {"hookclient.breaker"},
+    "default dirs": set(),
+}
+PROBE = (
+    "import sys, json\n"
+    "from hookclient.__main__ import main\n"
+    "rc = main(['send', *sys.argv[1:]])\n"
+    "sys.stderr.write(json.dumps({'rc': rc, 'modules': sorted(sys.modules)}))\n"
+)
+
+
+def _warm_config_cache(paths: list[Path]) -> None:
+    """What earlier hooks of the session did: the config files' tables are cached.
+    (A file is cached only once it is a few seconds old; the clock says it is.)"""
+    cache = ConfigCache(default_file(), now_ns=lambda: time.time_ns() + 10**10)
+    load_config(paths, {}, strict=False, cache=cache)
+
+
+@pytest.mark.parametrize("case", ["spool", "auto, daemon running", "breaker open", "default dirs"])
+def test_fast_path_imports_only_what_it_needs(hook: HookEnv, tmp_path: Path, case: str) -> None:
+    """The spool path, auto mode with a daemon running and direct mode with the breaker
+    open pay for none of FAST_PATH_NEVER, once the config is cached: pinned by module
+    sets, not milliseconds."""
+    args = ["--config", str(hook.config)]
+    env = hook.env()
+    pending = hook.spool / "pending"
+    held = None
+    if case == "spool":
+        hook.configure(delivery={"mode": "spool"})
+    elif case == "auto, daemon running":
+        hook.configure(delivery={"mode": "auto"})
+        hook.spool.mkdir(parents=True)
+        held = os.open(hook.spool / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(held, fcntl.LOCK_EX)  # what queued's filelock holds
+    elif case == "breaker open":
+        hook.configure(delivery={"mode": "direct"})
+        hook.spool.mkdir(parents=True)
+        breaker = {"state": "open", "failures": 9, "openUntil": time.time() + 3600}
+        (hook.spool / "breaker.json").write_text(json.dumps(breaker))
+    else:  # no --config: the user file and the project file; default spool and log dirs
+        project = tmp_path / "project"
+        hook.root.mkdir(parents=True)
+        (project / ".claude").mkdir(parents=True)
+        (project / ".claude" / "hookclient.toml").write_text(
+            '[endpoint]\nurl = "http://127.0.0.1:9/hooks"\n[delivery]\nmode = "spool"\n'
+        )
+        args, env = [], hook.env(CLAUDE_PROJECT_DIR=str(project))
+        spool_dir = load_config(None, env).queue.dir
+        assert str(spool_dir).startswith(os.environ["HOME"])  # tmp HOME, not the real one
+        pending = spool_dir / "pending"
+    _warm_config_cache([hook.config] if args else [Path(p) for p in default_files(env)])
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", PROBE, *args],
+            input=(FIXTURES / "post-tool-use-edit.json").read_bytes(),
+            capture_output=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        if held is not None:
+            os.close(held)
+    report = json.loads(proc.stderr)
+    assert report["rc"] == 0 and proc.stdout == b""
+    modules = set(report["modules"])
+    assert FAST_PATH_NEVER & ({m.split(".")[0] for m in modules} | modules) == set()
+    ours = {m for m in modules if m.split(".")[0] == "hookclient"}
+    assert ours == FAST_PATH_OURS | FAST_PATH_EXTRA[case]
+    assert ("fcntl" in modules) == (case == "auto, daemon running")
+    assert len(list(pending.glob("*.json"))) == 1  # the event is spooled all the same
 
 
 def test_kill_9_in_flight_leaves_the_event_claimed_by_the_hook(

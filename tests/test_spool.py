@@ -434,3 +434,22 @@ def test_read_only_spool_is_a_spool_error(tmp_path: Path) -> None:
     blocker.write_text("a file where the spool's parent should be")
     with pytest.raises(SpoolError):
         Spool(blocker / "spool").add(envelope(), state(), State.PENDING)
+
+
+def test_growth_since_the_last_count_is_counted_then_folded_in(tmp_path: Path) -> None:
+    """Each add appends its size to usage.log; the next full count replaces them all."""
+    root = tmp_path / "spool"
+    spool = Spool(root)
+    a = spool.add(envelope(), state(), State.PENDING)
+    b = spool.add(envelope(), state(), State.PENDING)
+    sizes = [a.path.stat().st_size, b.path.stat().st_size]
+    assert (root / "usage.log").read_text().split() == [str(sizes[0]), str(sizes[1])]
+    cached = json.loads((root / "usage.json").read_text())
+    assert cached["bytes"] == 0  # counted before the first file was written
+
+    cached["at"] -= spool_mod.USAGE_TTL  # the count is stale: the next add recounts
+    (root / "usage.json").write_text(json.dumps(cached))
+    c = spool.add(envelope(), state(), State.PENDING)
+    assert json.loads((root / "usage.json").read_text())["bytes"] == sum(sizes)
+    assert (root / "usage.log").read_text().split() == [str(c.path.stat().st_size)]
+    assert stat.S_IMODE((root / "usage.log").stat().st_mode) == 0o600
