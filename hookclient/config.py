@@ -85,6 +85,11 @@ SCHEMA: dict[tuple[str, str], tuple[str, Any, str]] = {
     ("queue", "rescan_interval"): ("float", 30.0, "seconds between full spool rescans"),
     ("queue", "breaker_failures"): ("int", 5, "retryable outcomes in a row that open it"),
     ("queue", "breaker_cooldown"): ("float", 30.0, "seconds the breaker stays open"),
+    ("queue", "retention"): (
+        "float",
+        30 * 86400.0,
+        "queued removes failed/ and corrupt/ files older than this (0 = keep)",
+    ),
     ("logs", "dir"): ("path?", None, "log directory"),
     ("logs", "level"): ("str", "info", "debug | info | warning | error"),
     ("logs", "max_bytes"): ("int", 10 * MIB, "rotate a log file past this size"),
@@ -304,6 +309,7 @@ class Queue(_Value):
         "max_retries",
         "max_spool_bytes",
         "rescan_interval",
+        "retention",
         "retry_after_cap",
         "workers",
     )
@@ -319,6 +325,7 @@ class Queue(_Value):
         "rescan_interval",
         "breaker_failures",
         "breaker_cooldown",
+        "retention",
     )
 
     #: the spool directory as a string, for code that does without pathlib (the hook)
@@ -333,6 +340,7 @@ class Queue(_Value):
     rescan_interval: float
     breaker_failures: int
     breaker_cooldown: float
+    retention: float
 
     def __init__(
         self,
@@ -347,6 +355,7 @@ class Queue(_Value):
         rescan_interval: float,
         breaker_failures: int,
         breaker_cooldown: float,
+        retention: float = 30 * 86400.0,
     ) -> None:
         self._init(
             dir_str=os.fspath(dir),
@@ -360,6 +369,7 @@ class Queue(_Value):
             rescan_interval=rescan_interval,
             breaker_failures=breaker_failures,
             breaker_cooldown=breaker_cooldown,
+            retention=retention,
         )
 
     @property
@@ -719,6 +729,7 @@ def _build(
             rescan_interval=values["queue.rescan_interval"],
             breaker_failures=values["queue.breaker_failures"],
             breaker_cooldown=values["queue.breaker_cooldown"],
+            retention=values["queue.retention"],
         ),
         logs=Logs(
             dir=values["logs.dir"] or dirs.clean(dirs.user_log_dir()),

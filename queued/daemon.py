@@ -270,6 +270,7 @@ class Daemon:
         """Recover abandoned claims, sweep tmp/, and index every pending file."""
         self.next_rescan = self.clock.monotonic() + self.config.queue.rescan_interval
         self._sweep_tmp()
+        self._housekeep()
         self._recover()
         now = self.clock.now()
         for path in self.spool.paths(State.PENDING):
@@ -292,6 +293,27 @@ class Daemon:
                     if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                         os.unlink(entry.path)
                         self.log.info("swept stale tmp file", file=entry.name)
+
+    def _housekeep(self) -> None:
+        """failed/ and corrupt/ files older than ``retention`` go (0 keeps them all)."""
+        retention = self.config.queue.retention
+        if not retention:
+            return
+        cutoff = self.clock.now() - retention
+        for state in (State.FAILED, State.CORRUPT):
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.spool.dir(state)) as it:
+                for entry in it:
+                    with contextlib.suppress(OSError):
+                        if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                            continue
+                        os.unlink(entry.path)
+                        self.log.info(
+                            "removed by retention",
+                            requestId=entry.name.removesuffix(".json").partition("-")[2] or None,
+                            state=state.value,
+                            file=entry.name,
+                            retention=retention,
+                        )
 
     def _recover(self) -> None:
         """processing/ files no live owner holds go back to pending/, due now."""

@@ -1040,3 +1040,31 @@ def test_a_rescan_that_fails_is_logged_and_the_daemon_goes_on(
     d.step()  # must not raise
     [line] = h.log("error", "rescan failed")
     assert "Permission denied" in line["error"]
+
+
+def test_retention_removes_old_failed_and_corrupt_files_and_logs_each(h: Harness) -> None:
+    old_failed = h.add(envelope(h.clock, n=1), where=State.FAILED)
+    new_failed = h.add(envelope(h.clock, n=2), where=State.FAILED)
+    corrupt = h.spool_dir / "corrupt" / "20260101T000000000000Z-gone.json"
+    corrupt.write_bytes(b"{")
+    month_ago = h.clock.at - 31 * 86400
+    for path in (old_failed.path, corrupt):
+        os.utime(path, (month_ago, month_ago))
+    os.utime(new_failed.path, (h.clock.at, h.clock.at))
+
+    h.start(h.config(retention=30 * 86400))
+
+    assert h.names("failed") == [new_failed.path.name]
+    assert h.names("corrupt") == []
+    lines = h.log("queue", "removed by retention")
+    assert sorted((x["state"], x["file"]) for x in lines) == sorted(
+        [("failed", old_failed.path.name), ("corrupt", corrupt.name)]
+    )
+    assert old_failed.request_id in {x.get("requestId") for x in lines}
+
+
+def test_retention_zero_keeps_everything(h: Harness) -> None:
+    record = h.add(envelope(h.clock), where=State.FAILED)
+    os.utime(record.path, (0, 0))
+    h.start(h.config(retention=0))
+    assert h.names("failed") == [record.path.name]
