@@ -6,12 +6,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv compile test lint typecheck unit demo clean claude e2e
+.PHONY: help venv compile test lint typecheck unit demo clean claude e2e bench
 
 help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
 	@echo "make test   lint (ruff), type-check (mypy --strict) and run the test suite (pytest)"
 	@echo "make e2e    end-to-end tests inside the real Claude Code CLI (installs it once: make claude)"
+	@echo "make bench  every benchmark next to its yardsticks (about 6 minutes)"
 	@echo "make clean  remove .venv, caches and demo logs"
 
 $(STAMP): pyproject.toml
@@ -54,6 +55,12 @@ claude: $(STAMP)
 e2e: compile
 	@$(PY) -m tests.claude.cli || echo "make e2e: no Claude Code CLI; the tests will say why"
 	$(VENV)/bin/pytest -m claude
+
+# Every benchmark, each next to its yardsticks (about 6 minutes); results go in BENCHMARKS.md.
+bench: compile
+	$(PY) bench/hook.py --runs 15
+	$(PY) bench/daemon.py --events 2000 --latency 200 --backlog 20000
+	@$(PY) -m tests.claude.cli >/dev/null && $(PY) bench/session.py --runs 5 || echo "make bench: no Claude Code CLI, session bench skipped"
 
 demo: compile
 	$(PY) scripts/demo.py
