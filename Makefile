@@ -60,6 +60,7 @@ e2e: compile
 bench: compile
 	$(PY) bench/hook.py --runs 15
 	$(PY) bench/daemon.py --events 2000 --latency 200 --backlog 20000
+	$(PY) bench/autostart.py --runs 15
 	@$(PY) -m tests.claude.cli >/dev/null && $(PY) bench/session.py --runs 5 || echo "make bench: no Claude Code CLI, session bench skipped"
 
 demo: compile
