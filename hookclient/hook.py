@@ -319,7 +319,9 @@ class Hook:
         )
         if outcome.kind == "retryable":
             self.breaker_opened = self.breaker.failure()
-        elif outcome.kind == "delivered":
+        elif outcome.kind == "delivered" or outcome.status is not None:
+            # any HTTP answer, even a 4xx, means the endpoint is up: the run of
+            # retryable outcomes that opens the breaker is broken (as in the daemon)
             self.breaker.success()
 
     def _delivered(self, record: Record, outcome: Outcome) -> None:

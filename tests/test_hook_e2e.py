@@ -507,3 +507,19 @@ def test_fifty_hooks_at_once(hook: HookEnv, receiver: Receiver, endpoint: str) -
     assert sorted(finals) == sorted(delivered | pending)  # one final line each, none lost
     claimed = [line["requestId"] for line in lines if line["msg"].startswith("claimed")]
     assert sorted(claimed) == sorted(finals)
+
+
+def test_a_permanent_answer_resets_the_breakers_count(hook: HookEnv, receiver: Receiver) -> None:
+    """Two refused connections, then a 404: the endpoint is up, so the count restarts."""
+    hook.configure(queue={"breaker_failures": 3, "breaker_cooldown": 600.0})
+    stop = (FIXTURES / "stop.json").read_bytes()
+    for _ in range(2):
+        hook.run(stop)  # refused: two retryable outcomes
+    assert json.loads((hook.spool / "breaker.json").read_text())["failures"] == 2
+    hook.configure(
+        endpoint={"url": receiver.url.replace("/hooks", "/nope")},
+        queue={"breaker_failures": 3, "breaker_cooldown": 600.0},
+    )
+    hook.run(stop)  # 404: permanent, but an answer
+    state = json.loads((hook.spool / "breaker.json").read_text())
+    assert state["state"] == "closed" and state["failures"] == 0
