@@ -273,25 +273,26 @@ class Hook:
         sender = Sender(self.config.endpoint)
         outcome: Outcome | None = None
         _arm_alarm(deadline - time.monotonic() + ALARM_GRACE)
-        try:
-            outcome = deliver_inline(
-                sender,
-                record.envelope,
-                body,
-                first_attempt=1,
-                attempts=attempts,
-                delay=delivery.inline_delay,
-                deadline=deadline,
-                on_outcome=lambda o: self._attempted(record, o),
-                give_up=lambda: self.breaker_opened,
-            )
-        except DeliveryError as exc:
-            outcome = exc.outcome
+        try:  # the alarm fires once, at any instant up to its disarming: inside this try
+            try:
+                outcome = deliver_inline(
+                    sender,
+                    record.envelope,
+                    body,
+                    first_attempt=1,
+                    attempts=attempts,
+                    delay=delivery.inline_delay,
+                    deadline=deadline,
+                    on_outcome=lambda o: self._attempted(record, o),
+                    give_up=lambda: self.breaker_opened,
+                )
+            except DeliveryError as exc:
+                outcome = exc.outcome
+            finally:
+                _disarm_alarm()
         except BudgetExceeded:
-            outcome = None
-        finally:
-            _disarm_alarm()
-            sender.close()
+            pass  # an outcome that arrived before the alarm stands; none means "retry later"
+        sender.close()
         if outcome is None or outcome.kind == "retryable":
             self._requeue(record, outcome)
         elif outcome.kind == "delivered":
@@ -396,16 +397,27 @@ def _config_cache() -> ConfigCache | None:
         return None
 
 
+_ALARM = {"armed": False}
+
+
 def _on_alarm(_signum: int, _frame: object) -> None:
-    raise BudgetExceeded
+    if _ALARM["armed"]:  # a signal whose handler runs only after disarming is dropped
+        _ALARM["armed"] = False
+        raise BudgetExceeded
 
 
 def _arm_alarm(seconds: float) -> None:
-    """A hard stop for a request that trickles past its per-phase timeouts (POSIX)."""
+    """A hard stop for a request that trickles past its per-phase timeouts (POSIX).
+
+    One shot: it raises :class:`BudgetExceeded` at most once, and never after
+    :func:`_disarm_alarm` has returned (the chaos suite caught a hook under load whose
+    alarm went off inside the old ``finally:`` and escaped as a traceback).
+    """
     import signal
 
     if hasattr(signal, "setitimer"):
         signal.signal(signal.SIGALRM, _on_alarm)
+        _ALARM["armed"] = True
         signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
 
 
@@ -414,6 +426,7 @@ def _disarm_alarm() -> None:
 
     if hasattr(signal, "setitimer"):
         signal.setitimer(signal.ITIMER_REAL, 0)
+    _ALARM["armed"] = False
 
 
 FLAGS = ("--event", "--mode", "--config")
@@ -469,7 +482,7 @@ def send(
         config = load_config(paths, environ, overrides, strict=False, cache=_config_cache())
         hook = Hook(config, options, started)
         return hook.run(stdin_fd)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+    except (Exception, BudgetExceeded) as exc:  # noqa: BLE001 - the last line of defence
         import traceback
 
         if hook is not None:

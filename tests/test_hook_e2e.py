@@ -523,3 +523,56 @@ def test_a_permanent_answer_resets_the_breakers_count(hook: HookEnv, receiver: R
     hook.run(stop)  # 404: permanent, but an answer
     state = json.loads((hook.spool / "breaker.json").read_text())
     assert state["state"] == "closed" and state["failures"] == 0
+
+
+@pytest.mark.parametrize("when", ["after the answer", "during the request"])
+def test_the_budget_alarm_going_off_at_any_instant_is_no_traceback(
+    hook: HookEnv, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Found by the chaos suite: under load the alarm fired inside the old ``finally:``
+    that disarmed it, and the hook died with a traceback and exit 1. Here the alarm is
+    made to go off exactly there (and, for contrast, inside the request)."""
+    from hookclient import delivery
+    from hookclient import hook as hook_mod
+
+    real_disarm = hook_mod._disarm_alarm
+    fired: list[str] = []
+
+    def alarm() -> None:
+        if not fired:
+            fired.append(when)
+            hook_mod._on_alarm(signal.SIGALRM, None)
+
+    if when == "after the answer":
+
+        def racing_disarm() -> None:
+            alarm()
+            real_disarm()
+
+        monkeypatch.setattr(hook_mod, "_disarm_alarm", racing_disarm)
+    else:
+        real_post = delivery.Sender.post
+
+        def post(self: delivery.Sender, *args: object, **kwargs: object) -> object:
+            alarm()
+            return real_post(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(delivery.Sender, "post", post)
+    hook.configure(endpoint={"url": receiver.url}, queue={"backoff": [60.0]})
+    read_end, write_end = os.pipe()
+    os.write(write_end, (FIXTURES / "post-tool-use-edit.json").read_bytes())
+    os.close(write_end)
+    try:
+        rc = hook_mod.send(
+            hook_mod.SendOptions(config=str(hook.config)), environ=hook.env(), stdin_fd=read_end
+        )
+    finally:
+        os.close(read_end)
+
+    assert fired == [when] and rc == 0
+    if when == "after the answer":  # the 200 arrived before the alarm: it stands
+        assert len(receiver.rows()) == 1 and hook.files("pending") == []
+    else:  # cut before the request: back to pending/ for the daemon
+        assert receiver.rows() == [] and len(hook.files("pending")) == 1
+    assert hook.files("processing") == []
+    assert not [line for line in hook.log_lines() if line["msg"] == "internal error"]

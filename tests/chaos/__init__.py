@@ -1,0 +1,1 @@
+"""Chaos and crash test support: a misbehaving server and the invariant checker."""
