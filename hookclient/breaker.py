@@ -69,24 +69,31 @@ class Breaker:
             pass
         return {"state": "closed", "failures": 0}
 
+    def until(self, state: dict[str, Any]) -> float:
+        """When the cooldown in ``state`` ends.  An ``openUntil`` further away than one
+        cooldown was set before the wall clock went back: it has ended, or the breaker
+        would hold every event back for as long as the clock jumped."""
+        until = float(state.get("openUntil", 0))
+        return 0.0 if until > self.now() + self.cooldown + 1.0 else until
+
     def is_open(self) -> bool:
         """Open and still cooling down (no lock, no write)."""
         state = self.read()
-        return state.get("state") == "open" and self.now() < float(state.get("openUntil", 0))
+        return state.get("state") == "open" and self.now() < self.until(state)
 
     def check(self) -> Verdict:
         """closed: go ahead; open: do not touch the network; probe: you are the one try."""
         state = self.read()
         if state.get("state") != "open":
             return "closed"
-        if self.now() < float(state.get("openUntil", 0)):
+        if self.now() < self.until(state):
             return "open"
         with self._locked() as current:
             if current is None:
                 return "open"
             if current.get("state") != "open":
                 return "closed"
-            if self.now() < float(current.get("openUntil", 0)):
+            if self.now() < self.until(current):
                 return "open"
             current["openUntil"] = self.now() + self.cooldown
             current["probeBy"] = os.getpid()

@@ -61,8 +61,11 @@ class FakeClock(Clock):
 
     def __init__(self, at: float = 1_790_000_000.0, sleeps: list[float] | None = None) -> None:
         self.at = at
+        self.offset = 0.0  # wall minus monotonic: moved by jump(), as NTP or a user would
         self.sleeps: list[float] = [] if sleeps is None else sleeps
-        super().__init__(now=lambda: self.at, monotonic=lambda: self.at, sleep=self._sleep)
+        super().__init__(
+            now=lambda: self.at + self.offset, monotonic=lambda: self.at, sleep=self._sleep
+        )
 
     def __repr__(self) -> str:
         return f"FakeClock(at={self.at!r}, sleeps={self.sleeps!r})"
@@ -73,3 +76,7 @@ class FakeClock(Clock):
 
     def advance(self, seconds: float) -> None:
         self.at += seconds
+
+    def jump(self, seconds: float) -> None:
+        """Step the wall clock (not the monotonic one) forwards or backwards."""
+        self.offset += seconds

@@ -42,6 +42,8 @@ from queued.scheduler import Scheduler
 TMP_MAX_AGE = 3600.0
 #: A hook's claim older than inline_budget + timeout + this is abandoned.
 HOOK_CLAIM_GRACE = 30.0
+#: Times this far in the future mean the wall clock was stepped back since they were set.
+CLOCK_SLACK = 1.0
 #: How long a starting daemon waits for the lock (a hook probing it holds it for µs).
 LOCK_WAIT = 0.5
 
@@ -86,6 +88,9 @@ class Daemon:
         )
         self._sender = sender
         self.agenda = Scheduler()
+        #: names whose agenda time came from their file (not "new, due now"): when one
+        #: surfaces, it has waited its delay on the monotonic clock
+        self.timed: set[str] = set()
         self.inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
         self.wake = threading.Event()
@@ -203,10 +208,10 @@ class Daemon:
             return 0
         breaker = self.breaker.read()
         if breaker.get("state") == "open":
-            if self.clock.now() < float(breaker.get("openUntil", 0)) or self.inflight:
+            if self.clock.now() < self.breaker.until(breaker) or self.inflight:
                 return 0
             free = 1  # half-open: one probe; the others wait for its answer, not a cooldown
-        names = self.agenda.pop_due(self.clock.now(), free)
+        names = self.agenda.pop_due(self.clock.monotonic(), free)
         for name in names:
             self._dispatch(name)
         return len(names)
@@ -223,7 +228,7 @@ class Daemon:
 
     def _has_due(self) -> bool:
         due = self.agenda.next_due()
-        return due is not None and due <= self.clock.now() and not self.breaker.is_open()
+        return due is not None and due <= self.clock.monotonic() and not self.breaker.is_open()
 
     def _wait_time(self) -> float:
         waits = [max(0.0, self.next_rescan - self.clock.monotonic())]
@@ -233,9 +238,9 @@ class Daemon:
         state = self.breaker.read()
         if due is not None and state.get("state") == "open":
             # nothing starts before the cooldown ends, nor while a probe is out
-            due = None if self.inflight else max(due, float(state.get("openUntil", 0)))
+            due = None if self.inflight else max(due, self._agenda_time(self.breaker.until(state)))
         if due is not None:
-            waits.append(max(0.0, due - self.clock.now()))
+            waits.append(max(0.0, due - self.clock.monotonic()))
         if self.idle_exit:
             waits.append(max(0.0, self.last_activity + self.idle_exit - self.clock.monotonic()))
         return max(0.01, min(waits))
@@ -272,7 +277,7 @@ class Daemon:
         self._sweep_tmp()
         self._housekeep()
         self._recover()
-        now = self.clock.now()
+        now = self.clock.monotonic()
         for path in self.spool.paths(State.PENDING):
             if path.name not in self.inflight:
                 self.agenda.add_new(path.name, now)
@@ -280,7 +285,7 @@ class Daemon:
     def notice(self, name: str) -> None:
         """A new pending file (from the observer): due now until read."""
         if name.endswith(".json") and name not in self.inflight:
-            self.agenda.add_new(name, self.clock.now())
+            self.agenda.add_new(name, self.clock.monotonic())
             self.last_activity = self.clock.monotonic()
             self.wake.set()
 
@@ -402,12 +407,14 @@ class Daemon:
         if exc is not None:
             request_id = name.removesuffix(".json").partition("-")[2] or None
             self.log.error("delivery crashed", file=name, requestId=request_id, error=repr(exc))
-            self.agenda.add(name, self.clock.now() + 5.0)
+            self.agenda.add(name, self.clock.monotonic() + 5.0)
         self.wake.set()
 
     def deliver(self, name: str) -> None:
         """Read, claim, POST, and move one pending file to its next state."""
         path = self.spool.dir(State.PENDING) / name
+        waited = name in self.timed
+        self.timed.discard(name)
         try:
             record = self.spool.read(path)
         except FileNotFoundError:
@@ -417,12 +424,12 @@ class Daemon:
             return
         now = self.clock.now()
         due = _due(record, now)
-        if due > now:
-            self.agenda.add(name, due)
+        if due > now and not (waited and _clock_went_back(record, now)):
+            self._schedule(name, due)
             return
         verdict = self.breaker.check()
         if verdict == "open":
-            self.agenda.add(name, self._breaker_until())
+            self._schedule(name, self._breaker_until())
             return
         owner = {"pid": os.getpid(), "by": "daemon", "claimedAt": utc_iso(now)}
         claimed = self.spool.claim(record, owner)
@@ -530,7 +537,7 @@ class Daemon:
         state["nextAttemptAt"] = utc_iso(due)
         state.pop("owner", None)
         moved = self.spool.transition(record, State.PENDING)
-        self.agenda.add(moved.path.name, due)
+        self._schedule(moved.path.name, due)
         self.log.warning(
             "retry scheduled",
             stream="queue",
@@ -543,8 +550,16 @@ class Daemon:
         )
 
     def _breaker_until(self) -> float:
-        state = self.breaker.read()
-        return max(float(state.get("openUntil", 0)), self.clock.now())
+        return max(self.breaker.until(self.breaker.read()), self.clock.now())
+
+    def _schedule(self, name: str, wall: float) -> None:
+        self.timed.add(name)
+        self.agenda.add(name, self._agenda_time(wall))
+
+    def _agenda_time(self, wall: float) -> float:
+        """The agenda runs on the monotonic clock, so that a wall clock stepped by a day
+        (NTP, a user, a suspended laptop's catch-up) neither stalls nor floods it."""
+        return self.clock.monotonic() + (wall - self.clock.now())
 
 
 def ids(record: Record) -> dict[str, Any]:
@@ -558,10 +573,34 @@ def ids(record: Record) -> dict[str, Any]:
 
 
 def _due(record: Record, now: float) -> float:
+    """When ``record`` is due.  If the time its due date was set at (its last attempt,
+    else its creation) is in the future, the wall clock went back since: keep the
+    delay it was given, counted from now, rather than wait for as long as the jump."""
+    state = record.state
     try:
-        return parse_iso(str(record.state.get("nextAttemptAt")))
+        due = parse_iso(str(state.get("nextAttemptAt")))
     except ValueError:
         return now
+    if due <= now:
+        return due
+    set_at = _set_at(record)
+    if set_at is not None and set_at > now + CLOCK_SLACK:
+        return now + max(0.0, due - set_at)
+    return due
+
+
+def _set_at(record: Record) -> float | None:
+    """When the record's due time was set: its last attempt, else its creation."""
+    state = record.state
+    try:
+        return parse_iso(str(state.get("lastAttemptAt") or state.get("createdAt")))
+    except ValueError:
+        return None
+
+
+def _clock_went_back(record: Record, now: float) -> bool:
+    set_at = _set_at(record)
+    return set_at is not None and set_at > now + CLOCK_SLACK
 
 
 def _pid_alive(pid: int) -> bool:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -1068,3 +1069,100 @@ def test_retention_zero_keeps_everything(h: Harness) -> None:
     os.utime(record.path, (0, 0))
     h.start(h.config(retention=0))
     assert h.names("failed") == [record.path.name]
+
+
+# -- the wall clock stepped by a day ----------------------------------------------------
+# NTP, a user, or a laptop's clock catching up after suspend can move wall time by hours.
+# Spool files keep wall times (people read them); the agenda runs on the monotonic clock.
+# After a jump nothing may wait longer than the longest backoff step, nothing go twice.
+
+DAY = 86_400.0
+LONGEST = max(SCHEDULE)
+
+
+def settle(harness: Harness, d: object, seconds: float, step: float = 10.0) -> None:
+    """Let ``seconds`` of (fake) time pass in steps, draining at each."""
+    waited = 0.0
+    while waited < seconds:
+        harness.clock.advance(step)
+        waited += step
+        d.drain_due()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("jump", [-DAY, DAY], ids=["back-a-day", "forward-a-day"])
+def test_events_in_backoff_go_out_within_their_delay_after_a_jump(
+    h: Harness, router: respx.MockRouter, jump: float
+) -> None:
+    up = {"ok": False}
+    route = router.post(URL).mock(side_effect=lambda r: httpx.Response(200 if up["ok"] else 503))
+    records = [h.add(envelope(h.clock, n=n)) for n in range(5)]
+    d = h.start(h.config(backoff=list(SCHEDULE), max_retries=10))
+    d.drain_due()  # five first attempts, all 503: each due again in 60 s
+    assert len(route.calls) == 5
+
+    h.clock.jump(jump)
+    up["ok"] = True
+    late = h.add(envelope(h.clock, n=99))  # spooled after the jump: due now
+    d.rescan()
+    d.drain_due()
+    assert sent_ids(route)[-1] == late.request_id
+
+    settle(h, d, SCHEDULE[0])  # the delay they were given, not a day more
+    assert h.names("pending") == h.names("processing") == h.names("failed") == []
+    counts = Counter(sent_ids(route))
+    assert {r.request_id: counts[r.request_id] for r in records} == dict.fromkeys(
+        (r.request_id for r in records), 2
+    )  # one 503, one 200: none twice after delivery
+    assert counts[late.request_id] == 1
+
+
+def test_a_daemon_started_after_the_clock_went_back_keeps_the_delay_in_the_file(
+    h: Harness, router: respx.MockRouter
+) -> None:
+    """The file says due at T+300, set at T; the clock now reads T - 1 day."""
+    route = router.post(URL).mock(return_value=httpx.Response(200))
+    at = h.clock.now()
+    record = h.add(due=at + 300.0, lastAttemptAt="")
+    body = h.body("pending", record.path.name)
+    body["state"]["lastAttemptAt"] = body["state"]["createdAt"]
+    (h.spool_dir / "pending" / record.path.name).write_text(json.dumps(body))
+    h.clock.jump(-DAY)
+    d = h.start(h.config(backoff=list(SCHEDULE)))
+    d.drain_due()
+    assert len(route.calls) == 0  # not due yet: it was given 300 s
+    settle(h, d, 300.0)
+    assert sent_ids(route) == [record.request_id]
+
+
+def test_the_breaker_does_not_stay_open_for_a_day_after_the_clock_went_back(
+    h: Harness, router: respx.MockRouter
+) -> None:
+    up = {"ok": False}
+    route = router.post(URL).mock(side_effect=lambda r: httpx.Response(200 if up["ok"] else 503))
+    for n in range(3):
+        h.add(envelope(h.clock, n=n))
+    d = h.start(h.config(backoff=[1.0], breaker_failures=2, breaker_cooldown=30.0))
+    d.drain_due()
+    breaker = Breaker(h.spool_dir / "breaker.json", failures=2, cooldown=30.0, now=h.clock.now)
+    assert breaker.is_open()
+
+    h.clock.jump(-DAY)  # openUntil is now a day and 30 s away on the wall clock
+    up["ok"] = True
+    settle(h, d, 30.0, step=1.0)
+    assert not breaker.is_open()
+    assert h.names("pending") == []
+    assert len(set(sent_ids(route))) == 3
+    assert breaker.check() == "closed"
+
+
+def test_a_forward_jump_does_not_fire_the_whole_backlog_twice(
+    h: Harness, router: respx.MockRouter
+) -> None:
+    route = router.post(URL).mock(return_value=httpx.Response(200))
+    records = [h.add(envelope(h.clock, n=n)) for n in range(20)]
+    d = h.start(h.config(backoff=list(SCHEDULE)))
+    h.clock.jump(DAY)
+    d.drain_due()
+    d.rescan()
+    settle(h, d, LONGEST, step=600.0)
+    assert sorted(sent_ids(route)) == sorted(r.request_id for r in records)
