@@ -78,6 +78,7 @@ def write_config(work: Path, name: str, url: str, **delivery: object) -> Path:
     path.write_text(
         f'[endpoint]\nurl = "{url}"\ntimeout = 5.0\n[delivery]\n{extra}'
         f'[queue]\ndir = "{work / name / "spool"}"\nbreaker_failures = 1000\n'
+        "breaker_cooldown = 86400\n"  # the open case's breaker.json stays open all run
         f'[logs]\ndir = "{work / name / "logs"}"\n'
     )
     return path

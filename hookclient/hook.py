@@ -340,7 +340,7 @@ class Hook:
 
     def _failed(self, record: Record, outcome: Outcome) -> None:
         record.state.pop("owner", None)
-        moved = self.spool.transition(record, State.FAILED)
+        moved = self._transition(record, State.FAILED)
         self.log.log(
             "error",
             "error",
@@ -353,6 +353,19 @@ class Hook:
             file=moved.name,
             **self.ids,
         )
+
+    def _transition(self, record: Record, to: State) -> Record:
+        moved, problem = self.spool.transition_anyway(record, to)
+        if problem is not None:  # the event is safe, its new state JSON is not written
+            self.log.log(
+                "error",
+                "error",
+                "spool file moved without its update",
+                error=str(problem),
+                state=to.value,
+                **self.ids,
+            )
+        return moved
 
     def _requeue(self, record: Record, outcome: Outcome | None) -> None:
         from hookclient.backoff import next_delay
@@ -372,7 +385,7 @@ class Hook:
         record.state["retries"] = 0
         record.state["nextAttemptAt"] = utc_iso(due)
         record.state.pop("owner", None)
-        moved = self.spool.transition(record, State.PENDING)
+        moved = self._transition(record, State.PENDING)
         self.log.log(
             "queue",
             "warning",

@@ -202,6 +202,16 @@ class Spool:
         self.update(record)
         return self.move(record, to)
 
+    def transition_anyway(self, record: Record, to: State) -> tuple[Record, SpoolError | None]:
+        """:meth:`transition`, or, when the new body cannot be written (disk full, read
+        only), the move alone, with the old body: the event still leaves processing/
+        rather than stay claimed by a process that is done with it.  Returns the moved
+        record and the write error, if there was one."""
+        try:
+            return self.transition(record, to), None
+        except SpoolError as exc:
+            return self.move(record, to), exc
+
     def remove(self, record: Record) -> None:
         """Delivered: the file goes.  (A crash before the unlink means one redelivery,
         which the receiver's dedup by requestId absorbs.)"""
@@ -219,7 +229,12 @@ class Spool:
             return None
         claimed = Record(target, record.envelope, record.state)
         claimed.state["owner"] = owner
-        self.update(claimed)
+        try:
+            self.update(claimed)
+        except SpoolError:  # disk full or read-only: unclaim, as it was, and say so
+            os.replace(target, record.file)
+            claimed.state.pop("owner", None)
+            raise
         return claimed
 
     def quarantine(self, path: StrPath) -> Path:

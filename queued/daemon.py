@@ -33,7 +33,7 @@ from hookclient.clock import Clock, parse_iso, utc_iso
 from hookclient.config import Config
 from hookclient.delivery import Outcome, Sender
 from hookclient.envelope import dumps
-from hookclient.errors import CorruptFile, DeliveryError, HookclientError
+from hookclient.errors import CorruptFile, DeliveryError, HookclientError, SpoolError
 from hookclient.logs import LogWriter, structlog_logger
 from hookclient.spool import Record, Spool, State
 from queued.scheduler import Scheduler
@@ -42,6 +42,8 @@ from queued.scheduler import Scheduler
 TMP_MAX_AGE = 3600.0
 #: A hook's claim older than inline_budget + timeout + this is abandoned.
 HOOK_CLAIM_GRACE = 30.0
+#: How long the daemon pauses claiming after the spool could not be written (disk full).
+WRITE_PAUSE = 5.0
 #: Times this far in the future mean the wall clock was stepped back since they were set.
 CLOCK_SLACK = 1.0
 #: How long a starting daemon waits for the lock (a hook probing it holds it for µs).
@@ -50,6 +52,10 @@ LOCK_WAIT = 0.5
 
 class LockHeld(HookclientError):
     """Another daemon runs on this spool."""
+
+
+class SpoolGone(HookclientError):
+    """The spool directory was removed (or replaced) while the daemon ran."""
 
 
 class Daemon:
@@ -102,6 +108,9 @@ class Daemon:
         self.lock: Any = None
         self.observer: Any = None
         self.delivered = 0
+        self.lock_id: tuple[int, int] | None = None  # (st_dev, st_ino) of daemon.lock
+        self.fatal: str | None = None
+        self.paused_until = 0.0  # monotonic: no claims before, the spool could not be written
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -127,6 +136,7 @@ class Daemon:
                 "stop it first, or use `queued status` to see what it is doing"
             ) from None
         self.lock = lock
+        self.lock_id = _file_id(self.config.queue.dir / "daemon.lock")
         info = {
             "pid": os.getpid(),
             "startedAt": utc_iso(self.clock.now()),
@@ -140,7 +150,8 @@ class Daemon:
     def release(self) -> None:
         if self.lock is not None:
             with contextlib.suppress(OSError):
-                (self.config.queue.dir / "daemon.pid").unlink()
+                if self.fatal is None:  # else it may be a new daemon's, in a new spool
+                    (self.config.queue.dir / "daemon.pid").unlink()
             self.lock.release()
             self.lock = None
 
@@ -184,6 +195,8 @@ class Daemon:
                 self.loop()
         finally:
             self.close()
+        if self.fatal:
+            raise SpoolGone(self.fatal)
         return 0
 
     def loop(self) -> None:
@@ -199,12 +212,14 @@ class Daemon:
     def step(self) -> int:
         """One pass: rescan when due, then hand due events to free workers."""
         if self.clock.monotonic() >= self.next_rescan:
+            if self._spool_gone():
+                return 0
             try:
                 self.rescan()
             except OSError as exc:  # a vanished or unreadable spool: say so, try again later
                 self.log.error("rescan failed", spool=str(self.config.queue.dir), error=str(exc))
         free = self.workers - len(self.inflight)
-        if free <= 0 or self.stopping:
+        if free <= 0 or self.stopping or self.clock.monotonic() < self.paused_until:
             return 0
         breaker = self.breaker.read()
         if breaker.get("state") == "open":
@@ -240,6 +255,7 @@ class Daemon:
             # nothing starts before the cooldown ends, nor while a probe is out
             due = None if self.inflight else max(due, self._agenda_time(self.breaker.until(state)))
         if due is not None:
+            due = max(due, self.paused_until)  # after a failed write: not before the pause
             waits.append(max(0.0, due - self.clock.monotonic()))
         if self.idle_exit:
             waits.append(max(0.0, self.last_activity + self.idle_exit - self.clock.monotonic()))
@@ -281,6 +297,20 @@ class Daemon:
         for path in self.spool.paths(State.PENDING):
             if path.name not in self.inflight:
                 self.agenda.add_new(path.name, now)
+
+    def _spool_gone(self) -> bool:
+        """True (and stopping) if our lock file is gone or is another file now: someone
+        removed or replaced the spool directory.  A daemon that went on would hold a
+        lock nobody can see, beside the one the next hook's daemon takes."""
+        if self.lock_id is None or _file_id(self.config.queue.dir / "daemon.lock") == self.lock_id:
+            return False
+        self.fatal = (
+            f"the spool directory {self.config.queue.dir} was removed or replaced while "
+            "queued ran; stopping (the next hook, or `queued run`, starts a daemon on it afresh)"
+        )
+        self.log.error("spool directory gone", spool=str(self.config.queue.dir))
+        self.stopping = True
+        return True
 
     def notice(self, name: str) -> None:
         """A new pending file (from the observer): due now until read."""
@@ -340,7 +370,7 @@ class Daemon:
             record.state.pop("owner", None)
             record.state["nextAttemptAt"] = utc_iso(self.clock.now())
             try:
-                moved = self.spool.transition(record, State.PENDING)
+                moved = self._transition(record, State.PENDING)
             except FileNotFoundError:
                 continue  # its owner finished with it meanwhile
             self.log.warning(
@@ -432,7 +462,19 @@ class Daemon:
             self._schedule(name, self._breaker_until())
             return
         owner = {"pid": os.getpid(), "by": "daemon", "claimedAt": utc_iso(now)}
-        claimed = self.spool.claim(record, owner)
+        try:
+            claimed = self.spool.claim(record, owner)
+        except SpoolError as exc:  # disk full, read-only: nothing changed; pause, try again
+            self.paused_until = self.clock.monotonic() + WRITE_PAUSE
+            self.agenda.add(name, self.paused_until)
+            self.log.error(
+                "cannot claim: spool not writable; pausing",
+                error=str(exc),
+                pauseSeconds=WRITE_PAUSE,
+                file=name,
+                **ids(record),
+            )
+            return
         if claimed is None:
             return
         try:
@@ -499,7 +541,7 @@ class Daemon:
     def _fail(self, record: Record, outcome: Outcome, why: str) -> None:
         record.state["lastError"] = outcome.last_error()
         record.state.pop("owner", None)
-        moved = self.spool.transition(record, State.FAILED)
+        moved = self._transition(record, State.FAILED)
         self.log.error(
             why,
             attempt=outcome.attempt,
@@ -536,7 +578,7 @@ class Daemon:
         due = self.clock.now() + delay
         state["nextAttemptAt"] = utc_iso(due)
         state.pop("owner", None)
-        moved = self.spool.transition(record, State.PENDING)
+        moved = self._transition(record, State.PENDING)
         self._schedule(moved.path.name, due)
         self.log.warning(
             "retry scheduled",
@@ -548,6 +590,21 @@ class Daemon:
             file=moved.path.name,
             **ids(record),
         )
+
+    def _transition(self, record: Record, to: State) -> Record:
+        """Change state; when the disk refuses the new body, move it as it was (its
+        retry time then lives in the agenda only) and pause claiming."""
+        moved, problem = self.spool.transition_anyway(record, to)
+        if problem is not None:
+            self.paused_until = self.clock.monotonic() + WRITE_PAUSE
+            self.log.error(
+                "spool file moved without its update",
+                error=str(problem),
+                state=to.value,
+                file=moved.path.name,
+                **ids(record),
+            )
+        return moved
 
     def _breaker_until(self) -> float:
         return max(self.breaker.until(self.breaker.read()), self.clock.now())
@@ -601,6 +658,14 @@ def _set_at(record: Record) -> float | None:
 def _clock_went_back(record: Record, now: float) -> bool:
     set_at = _set_at(record)
     return set_at is not None and set_at > now + CLOCK_SLACK
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _pid_alive(pid: int) -> bool:

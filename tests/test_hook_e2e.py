@@ -249,7 +249,7 @@ def test_fast_path_imports_only_what_it_needs(hook: HookEnv, tmp_path: Path, cas
         held = os.open(hook.spool / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(held, fcntl.LOCK_EX)  # what queued's filelock holds
     elif case == "breaker open":
-        hook.configure(delivery={"mode": "direct"})
+        hook.configure(delivery={"mode": "direct"}, queue={"breaker_cooldown": 3600.0})
         hook.spool.mkdir(parents=True)
         breaker = {"state": "open", "failures": 9, "openUntil": time.time() + 3600}
         (hook.spool / "breaker.json").write_text(json.dumps(breaker))
