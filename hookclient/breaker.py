@@ -126,12 +126,20 @@ class Breaker:
         return _Lock(self)
 
     def _save(self, state: dict[str, Any]) -> None:
+        """Best effort: on a full or read-only disk the breaker keeps its last state
+        (a missed count delays it by one event), and the caller's event goes on."""
         directory, name = os.path.split(self.file)
         tmp = os.path.join(directory, f".{name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(state))
-        os.replace(tmp, self.file)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(state))
+            os.replace(tmp, self.file)
+        except OSError:
+            try:  # noqa: SIM105 - contextlib costs the hook an import
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 class _Lock:

@@ -128,6 +128,11 @@ class Daemon:
         lock = FileLock(str(self.config.queue.dir / "daemon.lock"), mode=0o600)
         try:
             lock.acquire(timeout=LOCK_WAIT)
+        except OSError as exc:  # disk full, read-only: say which, in one line
+            raise SpoolError(
+                f"cannot take the lock {self.config.queue.dir / 'daemon.lock'}: "
+                f"{exc.strerror or exc}"
+            ) from None
         except Timeout:
             holder = read_pidfile(self.config.queue.dir)
             pid = holder.get("pid", "?") if holder else "?"

@@ -123,11 +123,13 @@ def check(
     applied: list[dict[str, Any]] | None = None,
     rows: list[str] | None = None,
     allow_corrupt: bool = False,
+    named: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> Report:
     """Assert the invariants; return the figures.
 
     ``applied`` are the chaos server's lines (every delivery, with ``new``); ``rows`` the
-    reference receiver's requestIds (one per effect).  Give one of them.
+    reference receiver's requestIds (one per effect).  Give one of them.  ``named``:
+    requestIds that log lines may name besides those sent (junk the test dropped in).
     """
     applied = applied or []
     if rows is not None:
@@ -148,7 +150,7 @@ def check(
     lost = sent - set(effects) - set(where)
     assert not lost, f"{len(lost)} events lost (neither applied nor spooled): {sorted(lost)[:5]}"
     _check_files(spool, allow_corrupt=allow_corrupt)
-    lines = _check_logs(logs, sent)
+    lines = _check_logs(logs, sent | named)
 
     files = {state: sum(1 for dirs in where.values() if state in dirs) for state in STATES}
     tmp = spool / "tmp"

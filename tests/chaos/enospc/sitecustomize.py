@@ -1,0 +1,24 @@
+"""Injected ENOSPC, for machines where a small tmpfs cannot be mounted.
+
+Loaded through PYTHONPATH by the hook and daemon processes of a full-disk test. While
+the file named by CHAOS_ENOSPC_FLAG exists, creating any file under CHAOS_ENOSPC_DIR
+fails with ENOSPC, as a full filesystem's first write would.  Renames and unlinks still
+work, as they do on a full disk.
+"""
+
+import errno
+import os
+
+_FLAG = os.environ.get("CHAOS_ENOSPC_FLAG")
+_DIR = os.environ.get("CHAOS_ENOSPC_DIR")
+
+if _FLAG and _DIR:
+    _open = os.open
+
+    def _full_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        full = flags & os.O_CREAT and os.path.exists(_FLAG)
+        if full and os.path.abspath(os.fsdecode(path)).startswith(_DIR):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return _open(path, flags, mode, dir_fd=dir_fd)
+
+    os.open = _full_open
