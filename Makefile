@@ -6,13 +6,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv compile test lint typecheck unit demo clean claude e2e bench
+.PHONY: help venv compile test lint typecheck unit demo clean claude e2e bench chaos soak
 
 help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
 	@echo "make test   lint (ruff), type-check (mypy --strict) and run the test suite (pytest)"
 	@echo "make e2e    end-to-end tests inside the real Claude Code CLI (installs it once: make claude)"
 	@echo "make bench  every benchmark next to its yardsticks (about 6 minutes)"
+	@echo "make chaos  the crash and chaos suite at 5x its make-test size (CHAOS_SCALE)"
+	@echo "make soak   10,000 events through the chaos server with daemon restarts"
 	@echo "make clean  remove .venv, caches and demo logs"
 
 $(STAMP): pyproject.toml
@@ -41,6 +43,16 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -m "not claude"
 
 test: lint typecheck unit
+
+# The crash matrix and chaos tests run in `make test` at a bounded size; these scale
+# them up. Each test prints a CHAOS line of figures, collected in logs/chaos-report.jsonl.
+chaos: compile
+	CHAOS_SCALE=$${CHAOS_SCALE:-5} CHAOS_REPORT=$(CURDIR)/logs/chaos-report.jsonl \
+		$(VENV)/bin/pytest -m chaos -s -q
+
+soak: compile
+	SOAK_EVENTS=$${SOAK_EVENTS:-10000} CHAOS_REPORT=$(CURDIR)/logs/chaos-report.jsonl \
+		$(VENV)/bin/pytest -m soak -s -q
 
 # The pinned Claude Code CLI, installed once with npm (--ignore-scripts) into
 # ${XDG_CACHE_HOME:-~/.cache}/hookclient-claude/<version>, outside the repo; prints its path.
