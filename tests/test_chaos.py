@@ -185,41 +185,18 @@ def test_a_down_phase_mid_drain_loses_nothing(env: HookEnv, chaos_root: Path) ->
 def test_200_hooks_killed_at_random_instants_leave_only_whole_files(
     env: HookEnv, tmp_path: Path
 ) -> None:
-    count = 200 * SCALE
+    count = 200 * SCALE  # in bursts of 200 concurrent hooks
     env.configure(
         endpoint={"url": "http://127.0.0.1:9/hooks", "timeout": 1.0},  # dead: refused
         delivery={"inline_attempts": 2, "inline_delay": 0.05, "autostart": False},
         queue={"breaker_failures": 1000, "rescan_interval": 2.0, "backoff": [0.1]},
     )
     rng = random.Random(200)
-    procs = []
-    for n in range(count):
-        mode = ("direct", "spool", "auto")[n % 3]
-        proc = env.popen("--mode", mode)
-        payload = {"hook_event_name": "PostToolUse", "session_id": "chaos", "n": n}
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(payload).encode())
-        proc.stdin.close()
-        procs.append((n, proc, rng.uniform(0.0, 2.0)))
-    started = time.monotonic()
     killed: set[int] = set()
     finished: dict[int, int] = {}
     errors: dict[int, bytes] = {}
-    for n, proc, at in sorted(procs, key=lambda p: p[2]):
-        time.sleep(max(0.0, at - (time.monotonic() - started)))
-        if proc.poll() is None:
-            proc.kill()
-            killed.add(n)
-    for n, proc, _ in procs:
-        code = proc.wait(timeout=120)
-        if n not in killed:
-            finished[n] = code
-        assert proc.stdout is not None and proc.stderr is not None
-        if n not in killed:
-            assert proc.stdout.read() == b""
-            errors[n] = proc.stderr.read()
-        proc.stdout.close()
-        proc.stderr.close()
+    for burst in range(0, count, 200):
+        _burst(env, range(burst, burst + 200), rng, killed, finished, errors)
     failed = {n: errors[n] for n, code in finished.items() if code}
     assert not failed, failed
 
@@ -258,6 +235,42 @@ def test_200_hooks_killed_at_random_instants_leave_only_whole_files(
         **after.figures(),
     }
     report("hooks_kill_9_x200", figures)
+
+
+def _burst(
+    env: HookEnv,
+    numbers: range,
+    rng: random.Random,
+    killed: set[int],
+    finished: dict[int, int],
+    errors: dict[int, bytes],
+) -> None:
+    """Start one hook per number at once (all three modes), kill each still running at
+    a random instant in the next two seconds, and collect the rest."""
+    procs = []
+    for n in numbers:
+        mode = ("direct", "spool", "auto")[n % 3]
+        proc = env.popen("--mode", mode)
+        payload = {"hook_event_name": "PostToolUse", "session_id": "chaos", "n": n}
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(payload).encode())
+        proc.stdin.close()
+        procs.append((n, proc, rng.uniform(0.0, 2.0)))
+    started = time.monotonic()
+    for n, proc, at in sorted(procs, key=lambda p: p[2]):
+        time.sleep(max(0.0, at - (time.monotonic() - started)))
+        if proc.poll() is None:
+            proc.kill()
+            killed.add(n)
+    for n, proc, _ in procs:
+        code = proc.wait(timeout=120)
+        assert proc.stdout is not None and proc.stderr is not None
+        if n not in killed:
+            finished[n] = code
+            assert proc.stdout.read() == b""
+            errors[n] = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def _markers(spool: Path) -> dict[str, int]:
