@@ -128,17 +128,17 @@ class Daemon:
         lock = FileLock(str(self.config.queue.dir / "daemon.lock"), mode=0o600)
         try:
             lock.acquire(timeout=LOCK_WAIT)
-        except OSError as exc:  # disk full, read-only: say which, in one line
-            raise SpoolError(
-                f"cannot take the lock {self.config.queue.dir / 'daemon.lock'}: "
-                f"{exc.strerror or exc}"
-            ) from None
         except Timeout:
             holder = read_pidfile(self.config.queue.dir)
             pid = holder.get("pid", "?") if holder else "?"
             raise LockHeld(
                 f"another queued (pid {pid}) holds {self.config.queue.dir}; "
                 "stop it first, or use `queued status` to see what it is doing"
+            ) from None
+        except OSError as exc:  # (after Timeout, a TimeoutError) disk full, read-only
+            raise SpoolError(
+                f"cannot take the lock {self.config.queue.dir / 'daemon.lock'}: "
+                f"{exc.strerror or exc}"
             ) from None
         self.lock = lock
         self.lock_id = _file_id(self.config.queue.dir / "daemon.lock")
