@@ -371,6 +371,17 @@ def start_queued(env: HookEnv, *args: str) -> Queued:
     return _STARTED[-1]
 
 
+def queued_once(env: HookEnv, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    """``queued run --once`` for a HookEnv's config, to the end; output captured."""
+    return subprocess.run(
+        [str(BIN / "queued"), "run", "--once", "--config", str(env.config)],
+        env=env.env(),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.fixture(autouse=True)
 def _no_daemon_outlives_its_test() -> Iterator[None]:
     """A test that fails half-way still stops the daemons it started."""

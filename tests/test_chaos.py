@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +20,11 @@ import pytest
 
 from tests.chaos.harness import ChaosServer, check, report, spool_ids
 from tests.conftest import (
-    BIN,
     HookEnv,
     daemon_pid,
     kill_daemons,
     pid_alive,
+    queued_once,
     spool_events,
     start_queued,
     start_receiver,
@@ -297,13 +296,7 @@ def test_sigkill_of_a_busy_daemon_leaves_no_zombie_lock(env: HookEnv, chaos_root
         daemon = start_queued(env)
         wait_for(lambda: _alive_daemon(env))
         daemon.stop(signal.SIGKILL)
-        second = subprocess.run(
-            [str(BIN / "queued"), "run", "--once", "--config", str(env.config)],
-            env=env.env(),
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+        second = queued_once(env)
         assert second.returncode == 0, second.stderr
     finally:
         server.stop()

@@ -29,6 +29,7 @@ from tests.conftest import (
     daemon_pid,
     kill_daemons,
     pid_alive,
+    queued_once,
     spool_events,
     start_queued,
     wait_for,
@@ -188,13 +189,7 @@ def test_a_read_only_spool_is_one_clear_line_from_the_hook_and_the_daemon(
     assert str(env.spool) in line
     assert receiver.rows() == []  # nothing sent that could not be recorded as sent
 
-    once = subprocess.run(  # writable again: everything goes, once
-        [str(BIN / "queued"), "run", "--once", "--config", str(env.config)],
-        env=env.env(),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    once = queued_once(env)
     assert once.returncode == 0, once.stderr
     rows = [r["request_id"] for r in receiver.rows()]
     result = check(set(sent), env.spool, env.logs, rows=rows, named=refused)

@@ -19,6 +19,7 @@ from tests.conftest import (
     Receiver,
     daemon_pid,
     kill_daemons,
+    queued_once,
     spool_events,
     start_queued,
     start_receiver,
@@ -148,13 +149,7 @@ def test_sigterm_mid_drain_exits_0_and_a_restart_finishes(
     delivered = len(receiver.rows())
     assert delivered + len(queue_env.files("pending")) == 400
 
-    once = subprocess.run(
-        [str(BIN / "queued"), "run", "--once", "--config", str(queue_env.config)],
-        env=queue_env.env(),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    once = queued_once(queue_env)
     assert once.returncode == 0, once.stderr
     assert sorted(no_duplicates(receiver)) == sorted(sent)
     assert queue_env.files("pending") == [] and queue_env.files("processing") == []
