@@ -165,6 +165,9 @@ class Sender:
             # can wait for the server's delayed ACK (up to 40 ms on Linux).  TCP_NODELAY
             # sends it at once; it costs nothing on a keep-alive connection.
             transport = httpx.HTTPTransport(verify=verify, socket_options=NODELAY)
+        #: the last webhook-timestamp signed per requestId: every attempt gets a later
+        #: one, so no retry is ever byte-identical to an earlier request (a replay)
+        self._stamps: dict[str, int] = {}
         self.client = httpx.Client(
             timeout=httpx.Timeout(endpoint.timeout),
             follow_redirects=False,
@@ -175,11 +178,23 @@ class Sender:
     def close(self) -> None:
         self.client.close()
 
+    def _stamp(self, request_id: str, now: float) -> int:
+        """A signing time for this attempt: now, or one second past the last attempt's
+        of the same event if that was this same second (within the 5 min tolerance)."""
+        stamp = max(int(now), self._stamps.get(request_id, 0) + 1)
+        if len(self._stamps) >= 10_000:  # a long-running daemon: forget the oldest
+            self._stamps.pop(next(iter(self._stamps)))
+        self._stamps[request_id] = stamp
+        return stamp
+
     def post(
         self, envelope: dict[str, Any], body: bytes, *, attempt: int, timeout: float
     ) -> Outcome:
         """One attempt.  Returns delivered outcomes; raises Retryable / Permanent."""
         span_id = random_hex(8)
+        now = self.clock.now()
+        if self.endpoint.signing_secret:
+            now = self._stamp(str(envelope.get("requestId")), now)
         headers = build_headers(
             envelope,
             body,
@@ -187,7 +202,7 @@ class Sender:
             span_id=span_id,
             token=self.endpoint.token,
             signing_secret=self.endpoint.signing_secret,
-            now=self.clock.now(),
+            now=now,
         )
         start = self.clock.monotonic()
 

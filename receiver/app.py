@@ -50,6 +50,12 @@ logger = logging.getLogger("receiver")
 MAX_BODY_BYTES = 16 * 1024 * 1024
 SIGNATURE_TOLERANCE_S = 300  # Standard Webhooks: refuse timestamps further than 5 min away
 MAX_LIST_LIMIT = 1000
+#: Deepest nesting of arrays and objects accepted in a body. Claude Code payloads nest a
+#: few levels (tool_input); a hostile body nested thousands deep is refused, not parsed
+#: into a structure every later reader would have to recurse through.
+MAX_JSON_DEPTH = 64
+#: Signed requests remembered for replay detection (within SIGNATURE_TOLERANCE_S).
+REPLAY_CACHE_MAX = 100_000
 REDACTED = "[REDACTED]"
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _AUDIT_TEXT_MAX = 200  # claimed ids from refused requests are untrusted: keep them short
@@ -275,8 +281,53 @@ def _parse_json(body: bytes) -> tuple[str, Any]:
         raise Problem(400, "body is not UTF-8") from None
     try:
         return text, json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise Problem(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
         raise Problem(400, f"body is not JSON: {exc}") from None
+
+
+def _check_depth(doc: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """400 if arrays and objects nest deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                raise Problem(400, f"body is nested deeper than {limit} levels")
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+
+
+class _Replays:
+    """Signed requests seen in the last SIGNATURE_TOLERANCE_S seconds, by (webhook-id,
+    webhook-timestamp, webhook-signature).  The same triple again is a captured request
+    replayed; a client's retry is signed anew with its own timestamp.  Bounded: expired
+    entries go first, then the oldest."""
+
+    def __init__(self, window: float = SIGNATURE_TOLERANCE_S, limit: int = REPLAY_CACHE_MAX):
+        self.window = window
+        self.limit = limit
+        self.seen: dict[tuple[str, str, str], float] = {}
+
+    def check_and_add(self, headers: Mapping[str, str], now: float) -> None:
+        key = (
+            headers.get("webhook-id", ""),
+            headers.get("webhook-timestamp", ""),
+            headers.get("webhook-signature", ""),
+        )
+        if key in self.seen and now - self.seen[key] <= 2 * self.window:
+            raise Problem(
+                401,
+                "replayed request: this webhook-id and timestamp were already received",
+                status=Status.UNAUTHORIZED,
+            )
+        if len(self.seen) >= self.limit:
+            cutoff = now - 2 * self.window
+            self.seen = {k: t for k, t in self.seen.items() if t >= cutoff}
+            while len(self.seen) >= self.limit:
+                del self.seen[next(iter(self.seen))]
+        self.seen[key] = now
 
 
 def _recorded_headers(request: Request) -> dict[str, str]:
@@ -314,6 +365,7 @@ class _Receiver:
         self.token = None if token is None else token.encode("utf-8")
         self.max_body_bytes = max_body_bytes
         self.key = key
+        self.replays = _Replays()
 
     async def hooks(self, request: Request) -> Response:
         seen = _Seen(started=time.perf_counter())
@@ -339,8 +391,10 @@ class _Receiver:
                 verify_signature(self.key, request.headers, body)
             except SignatureError as exc:
                 raise Problem(401, str(exc), status=Status.UNAUTHORIZED) from None
+            self.replays.check_and_add(request.headers, time.time())
         text, doc = _parse_json(body)
         seen.note(doc)
+        _check_depth(doc)
         envelope = validate_envelope(doc)
         new = await run_in_threadpool(
             lambda: self.store.accept(

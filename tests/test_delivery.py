@@ -393,6 +393,28 @@ def test_signature_headers_with_a_secret(mock: respx.MockRouter, clock: FakeCloc
     assert SECRET not in str(dict(h))
 
 
+def test_each_attempt_is_signed_with_its_own_timestamp(
+    mock: respx.MockRouter, clock: FakeClock
+) -> None:
+    """Two attempts in the same second must not carry the same signature: a receiver
+    that refuses replays (the reference one does) would take the retry for one."""
+    route = mock.post(URL).respond(503)
+    s = make_sender(clock, secret=SECRET)
+    env = envelope()
+    body = dumps(env)
+    try:
+        for attempt in (1, 2, 3):
+            with pytest.raises(Retryable):
+                s.post(env, body, attempt=attempt, timeout=5.0)
+            clock.advance(0.1)
+    finally:
+        s.close()
+    stamps = [int(call.request.headers["webhook-timestamp"]) for call in route.calls]
+    assert stamps == [int(NOW), int(NOW) + 1, int(NOW) + 2]
+    signatures = {call.request.headers["webhook-signature"] for call in route.calls}
+    assert len(signatures) == 3
+
+
 # -- inline retries ------------------------------------------------------------------
 
 

@@ -271,7 +271,7 @@ def test_body_that_is_not_utf8_json_is_400(client: TestClient, db: Path, raw: by
     response = post(client, raw)
 
     assert response.status_code == 400
-    assert response.json()["error"].startswith("body is not")
+    assert response.json()["error"].startswith(("body is not", "body is nested deeper"))
     assert table(db, "events") == []
     assert statuses(db) == [("INVALID", 400)]
 
@@ -526,6 +526,46 @@ def test_bad_signature_is_401_and_audited(db: Path, case: str) -> None:
     assert response.json()["error"]
     assert table(db, "events") == []
     assert statuses(db) == [("UNAUTHORIZED", 401)]
+
+
+def test_a_replayed_signed_request_is_401_with_no_row(db: Path) -> None:
+    """The same webhook-id, timestamp and signature again, within the 5 min window: an
+    attacker replaying a captured request. A retry of the same event is signed anew
+    (its own timestamp) and is a 200 duplicate instead."""
+    doc = envelope()
+    raw = body_of(doc)
+    headers = signed_headers(raw)
+    retry = signed_headers(raw, age=-1)  # the client's next attempt: a later timestamp
+    with running(db, signing_secret=VECTOR_SECRET) as client:
+        first = post(client, raw, headers)
+        replayed = post(client, raw, headers)
+        retried = post(client, raw, retry)
+
+    assert first.json() == {"status": "accepted", "requestId": doc["requestId"]}
+    assert replayed.status_code == 401
+    assert "replayed" in replayed.json()["error"]
+    assert retried.status_code == 200 and retried.json()["status"] == "duplicate"
+    assert len(table(db, "events")) == 1
+    assert statuses(db) == [("SUCCESS", 200), ("UNAUTHORIZED", 401), ("DUPLICATE", 200)]
+
+
+@pytest.mark.parametrize("depth", [65, 500, 5000])
+def test_json_nested_past_the_depth_limit_is_400_with_no_row(
+    client: TestClient, db: Path, depth: int
+) -> None:
+    doc = envelope()
+    raw = body_of(doc)[:-1] + b', "deep": ' + b"[" * depth + b"]" * depth + b"}"
+    response = post(client, raw)
+    assert response.status_code == 400
+    assert "nested" in response.json()["error"]
+    assert table(db, "events") == []
+    assert statuses(db) == [("INVALID", 400)]
+
+
+def test_json_nested_within_the_limit_is_accepted(client: TestClient, db: Path) -> None:
+    doc = envelope()
+    doc["payload"] = {"tool_input": json.loads("[" * 60 + "]" * 60)}
+    assert post(client, doc).json()["status"] == "accepted"
 
 
 # --- reading back: /events, /audit, /stats ------------------------------------------------
