@@ -66,6 +66,11 @@ def _endpoint(config: Config, environ: Mapping[str, str]) -> Check:
             "no [endpoint] url configured: events are only spooled",
             "set url under [endpoint] (or HOOKCLIENT_ENDPOINT_URL)",
         )
+    from hookclient.delivery import transport_warnings
+
+    warnings = transport_warnings(config.endpoint)
+    if warnings:
+        return Check("endpoint", "WARN", "; ".join(warnings), "use https with verify = true")
     return Check("endpoint", "OK", url)
 
 

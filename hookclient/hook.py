@@ -262,8 +262,11 @@ class Hook:
     # -- direct delivery ---------------------------------------------------------------
 
     def _deliver(self, record: Record) -> None:
-        from hookclient.delivery import Sender, deliver_inline
+        from hookclient.delivery import Sender, deliver_inline, transport_warnings
         from hookclient.errors import DeliveryError
+
+        for warning in transport_warnings(self.config.endpoint):  # once: one process, one event
+            self.log.log("error", "warning", "insecure endpoint", error=warning, **self.ids)
 
         delivery = self.config.delivery
         budget = delivery.budget_for(self.ids["event"])

@@ -172,6 +172,10 @@ class Daemon:
             idleExit=self.idle_exit,
             autostarted=self.autostarted,
         )
+        from hookclient.delivery import transport_warnings
+
+        for warning in transport_warnings(self.config.endpoint):
+            self.log.warning("insecure endpoint", error=warning)
         if self.watch:  # first: a file created during the first scan is still seen
             self._start_observer()
         self.rescan()

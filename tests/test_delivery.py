@@ -599,3 +599,46 @@ def test_unsupported_scheme_is_permanent(clock: FakeClock) -> None:
     finally:
         s.close()
     assert caught.value.outcome.error == "url"
+
+
+# -- transport warnings ------------------------------------------------------------------
+
+
+def with_url(url: str, *, verify: bool = True) -> Endpoint:
+    base = endpoint()
+    return Endpoint(
+        url=url,
+        token_env=base.token_env,
+        token_file=None,
+        timeout=5.0,
+        verify=verify,
+        ca_bundle=None,
+        signing_secret_env=None,
+        token=TOKEN,
+        token_source="test",
+        signing_secret=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "verify", "expected"),
+    [
+        ("https://hooks.example.com/in", True, []),
+        ("http://127.0.0.1:8080/hooks", True, []),
+        ("http://localhost/hooks", True, []),
+        ("http://[::1]:9/hooks", True, []),
+        ("http://hooks.example.com/in", True, ["plain http"]),
+        ("http://10.0.0.7/in", True, ["plain http"]),
+        ("https://hooks.example.com/in", False, ["verify = false"]),
+        ("http://hooks.example.com/in", False, ["plain http"]),  # no TLS to skip
+    ],
+)
+def test_transport_warnings(url: str, verify: bool, expected: list[str]) -> None:
+    from hookclient.delivery import transport_warnings
+
+    warnings = transport_warnings(with_url(url, verify=verify))
+    assert [next(k for k in ("plain http", "verify = false") if k in w) for w in warnings] == (
+        expected
+    )
+    for warning in warnings:
+        assert TOKEN not in warning and "\n" not in warning

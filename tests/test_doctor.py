@@ -111,3 +111,11 @@ def test_exit_code_and_json(hook: HookEnv) -> None:
         "claude",
     }
     assert all(c["status"] in ("OK", "WARN", "FAIL") for c in data)
+
+
+def test_an_insecure_endpoint_is_a_warning_with_its_fix(hook: HookEnv) -> None:
+    hook.configure(endpoint={"url": "http://hooks.invalid/in"}, delivery={"mode": "spool"})
+    found = checks(hook)
+    assert found["endpoint"].status == "WARN"
+    assert "plain http to a non-loopback host" in found["endpoint"].detail
+    assert found["endpoint"].fix == "use https with verify = true"

@@ -576,3 +576,17 @@ def test_the_budget_alarm_going_off_at_any_instant_is_no_traceback(
         assert receiver.rows() == [] and len(hook.files("pending")) == 1
     assert hook.files("processing") == []
     assert not [line for line in hook.log_lines() if line["msg"] == "internal error"]
+
+
+def test_an_insecure_endpoint_is_logged_once_per_hook_with_the_event(hook: HookEnv) -> None:
+    hook.configure(
+        endpoint={"url": "http://hooks.invalid/in", "timeout": 1.0},
+        delivery={"inline_attempts": 1},
+    )
+    run = hook.run((FIXTURES / "stop.json").read_bytes())
+    assert run.returncode == 0 and run.stdout == b"" and run.stderr == b""
+    [body] = hook.bodies("pending")
+    [line] = [entry for entry in hook.log_lines() if entry["msg"] == "insecure endpoint"]
+    assert line["requestId"] == body["envelope"]["requestId"] and line["level"] == "warning"
+    assert "plain http to a non-loopback host" in line["error"]
+    assert TOKEN not in json.dumps(line)
