@@ -21,7 +21,7 @@ from queued import admin
 from queued.cli import main
 from queued.daemon import Daemon
 
-URL = "http://hooks.test/hooks"
+URL = "http://127.0.0.1:8931/hooks"  # loopback: no plain-http warning in the logs
 DAY = 86400.0
 
 

@@ -33,7 +33,7 @@ from hookclient.spool import Record, Spool, State, new_state
 from queued.daemon import Daemon, LockHeld
 from tests.conftest import BIN, wait_for
 
-URL = "http://hooks.test/hooks"
+URL = "http://127.0.0.1:8931/hooks"  # loopback: no plain-http warning in the logs
 SCHEDULE = (60.0, 300.0, 900.0, 3600.0, 7200.0)
 
 
