@@ -174,6 +174,23 @@ class Spool:
                 raise _spool_error(exc, path) from exc
         self._made = True
 
+    def check_private(self) -> None:
+        """Refuse (:class:`SpoolError`) a spool another user owns, or that its group or
+        others can write: whoever writes ``pending/`` chooses what the daemon POSTs with
+        the user's token.  The daemon checks this before it takes the lock."""
+        info = os.stat(self.root_str)
+        if info.st_uid != os.geteuid():
+            raise SpoolError(
+                f"refusing spool {self.root_str}: owned by uid {info.st_uid}, not by you "
+                f"(uid {os.geteuid()}); chown it to yourself or set [queue] dir"
+            )
+        mode = info.st_mode & 0o777
+        if mode & 0o022:
+            raise SpoolError(
+                f"refusing spool {self.root_str}: writable by {_who(mode)} (mode {mode:o}); "
+                f"chmod 700 {self.root_str}"
+            )
+
     def add(self, envelope: dict[str, Any], state: dict[str, Any], where: State) -> Record:
         """Spool a new event durably into ``where`` (pending/ or processing/)."""
         self.ensure()
@@ -423,6 +440,10 @@ class Spool:
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _who(mode: int) -> str:
+    return " and ".join(w for w, bit in (("its group", 0o020), ("others", 0o002)) if mode & bit)
 
 
 def _fsync_dir(path: str) -> None:

@@ -125,6 +125,7 @@ class Daemon:
         from filelock import FileLock, Timeout
 
         self.spool.ensure()
+        self.spool.check_private()
         lock = FileLock(str(self.config.queue.dir / "daemon.lock"), mode=0o600)
         try:
             lock.acquire(timeout=LOCK_WAIT)

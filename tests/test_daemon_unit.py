@@ -731,6 +731,34 @@ def test_queued_run_exits_1_while_another_daemon_holds_the_lock(h: Harness) -> N
     assert f"another queued (pid {os.getpid()}) holds {h.spool_dir}" in line
 
 
+@pytest.mark.parametrize("problem", ["group-writable", "world-writable", "other owner"])
+def test_the_daemon_refuses_a_spool_others_can_write_or_own(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, problem: str
+) -> None:
+    """Anyone who can write the spool can make the daemon POST what they like with the
+    user's token: the daemon refuses to run there, and says how to fix it."""
+    from hookclient.errors import SpoolError
+
+    h.spool.ensure()
+    if problem == "group-writable":
+        h.spool_dir.chmod(0o770)
+    elif problem == "world-writable":
+        h.spool_dir.chmod(0o707)
+    else:
+        real = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: real + 1)
+    d = h.daemon()
+    with pytest.raises(SpoolError) as refused:
+        d.start()
+    message = str(refused.value)
+    assert str(h.spool_dir) in message and "\n" not in message
+    if problem == "other owner":
+        assert f"owned by uid {real}" in message and "chown" in message
+    else:
+        assert "writable by" in message and f"chmod 700 {h.spool_dir}" in message
+    assert d.lock is None and not (h.spool_dir / "daemon.pid").exists()
+
+
 def test_the_lock_is_released_at_close(h: Harness) -> None:
     first = h.start()
     assert json.loads((h.spool_dir / "daemon.pid").read_text())["pid"] == os.getpid()
