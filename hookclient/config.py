@@ -69,6 +69,11 @@ SCHEMA: dict[tuple[str, str], tuple[str, Any, str]] = {
         ("token", "secret", "password", "api_key", "apikey", "authorization"),
         "payload keys whose values become [REDACTED]",
     ),
+    ("delivery", "redact_patterns"): (
+        "list[str]",
+        (),
+        "regexes: group 1 (or the whole match) of each, in any payload string, is redacted",
+    ),
     ("delivery", "autostart"): ("bool", True, "auto mode starts a daemon when none runs"),
     ("queue", "dir"): ("path?", None, "spool directory"),
     ("queue", "idle_exit"): ("float", 600.0, "a hook-started daemon exits when idle this long"),
@@ -247,6 +252,7 @@ class Delivery(_Value):
         "max_payload_bytes",
         "mode",
         "redact_keys",
+        "redact_patterns",
         "stdin_timeout",
     )
     _fields = (
@@ -257,6 +263,7 @@ class Delivery(_Value):
         "stdin_timeout",
         "max_payload_bytes",
         "redact_keys",
+        "redact_patterns",
         "autostart",
     )
 
@@ -267,6 +274,7 @@ class Delivery(_Value):
     stdin_timeout: float
     max_payload_bytes: int
     redact_keys: tuple[str, ...]
+    redact_patterns: tuple[str, ...]
     autostart: bool
 
     def __init__(
@@ -279,6 +287,7 @@ class Delivery(_Value):
         max_payload_bytes: int,
         redact_keys: tuple[str, ...],
         autostart: bool,
+        redact_patterns: tuple[str, ...] = (),
     ) -> None:
         self._init(
             mode=mode,
@@ -288,6 +297,7 @@ class Delivery(_Value):
             stdin_timeout=stdin_timeout,
             max_payload_bytes=max_payload_bytes,
             redact_keys=redact_keys,
+            redact_patterns=redact_patterns,
             autostart=autostart,
         )
 
@@ -633,6 +643,17 @@ def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
     raise AssertionError(kind)  # pragma: no cover - SCHEMA holds only the kinds above
 
 
+def _regexes_ok(patterns: tuple[str, ...]) -> bool:
+    import re
+
+    try:
+        for pattern in patterns:
+            re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
 def _bool(value: Any, from_env: bool) -> bool:
     if isinstance(value, bool):
         return value
@@ -689,6 +710,12 @@ def _build(
     check("delivery.inline_attempts", values["delivery.inline_attempts"] >= 1, "at least 1")
     check("queue.workers", values["queue.workers"] >= 1, "at least 1")
     check("endpoint.timeout", values["endpoint.timeout"] > 0, "more than 0 seconds")
+    if values["delivery.redact_patterns"]:  # compiled once here, and then by the envelope
+        check(
+            "delivery.redact_patterns",
+            _regexes_ok(values["delivery.redact_patterns"]),
+            "regular expressions (Python re syntax)",
+        )
     token, token_source, token_problem = _token(values, environ)
     if token_problem:
         _complain(token_problem, problems, strict)
@@ -715,6 +742,7 @@ def _build(
             stdin_timeout=values["delivery.stdin_timeout"],
             max_payload_bytes=values["delivery.max_payload_bytes"],
             redact_keys=values["delivery.redact_keys"],
+            redact_patterns=values["delivery.redact_patterns"],
             autostart=values["delivery.autostart"],
         ),
         queue=Queue(

@@ -148,6 +148,46 @@ def redact(value: Any, keys: tuple[str, ...]) -> Any:
     return value
 
 
+def redact_strings(value: Any, patterns: tuple[str, ...]) -> Any:
+    """In every string at any depth (keys stay), replace what each pattern's first group
+    matches, or its whole match if it has no group, with ``[REDACTED]``.  For secrets
+    that are not under a sensitive key: ``API_KEY=sk-123 curl ...`` in a Bash command.
+    Off by default (DESIGN.md keeps payloads verbatim but for ``redact_keys``)."""
+    compiled = [_text_pattern(p) for p in patterns]
+
+    def scrub(text: str) -> str:
+        for pattern in compiled:
+            text = pattern.sub(_redact_match, text)
+        return text
+
+    stack: list[Any] = []
+    root: list[Any] = [value]
+    stack.append((root, 0))
+    while stack:  # iterative: a payload nested too deep for recursion is still scrubbed
+        holder, key = stack.pop()
+        item = holder[key]
+        if isinstance(item, str):
+            holder[key] = scrub(item)
+        elif isinstance(item, dict):
+            stack.extend((item, k) for k in item)
+        elif isinstance(item, list):
+            stack.extend((item, i) for i in range(len(item)))
+    return root[0]
+
+
+def _text_pattern(source: str) -> re.Pattern[str]:
+    import re
+
+    return re.compile(source)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    if not match.re.groups or match.group(1) is None:
+        return REDACTED
+    whole, start = match.group(0), match.start(1) - match.start(0)
+    return whole[:start] + REDACTED + whole[start + len(match.group(1)) :]
+
+
 def _sensitive(key: str, keys: tuple[str, ...]) -> bool:
     """``token`` matches token, github_token, x-api-token, token_value; not input_tokens."""
     name = key.lower().replace("-", "_")
@@ -218,10 +258,13 @@ def build(
     redact_keys: tuple[str, ...],
     limit: int,
     now: float | None = None,
+    redact_patterns: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Wrap what was read into an envelope (DESIGN.md "The envelope")."""
     now = time.time() if now is None else now
     body: dict[str, Any] = _decode(capture, limit, redact_keys)
+    if redact_patterns:
+        body = redact_strings(body, redact_patterns)
     payload = body.get("payload")
     if isinstance(payload, dict | list):  # a JSON array is kept, so it is redacted too
         try:

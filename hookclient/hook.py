@@ -138,6 +138,7 @@ class Hook:
             event_flag=self.options.event,
             redact_keys=delivery.redact_keys,
             limit=delivery.max_payload_bytes,
+            redact_patterns=delivery.redact_patterns,
         )
         self.ids = {
             "requestId": envelope["requestId"],

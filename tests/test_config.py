@@ -258,6 +258,7 @@ def test_bad_env_value_names_key_and_variable(var: str, value: str) -> None:
         ("[delivery]\ninline_attempts = 0\n", "delivery.inline_attempts"),
         ("[delivery]\ninline_attempts = 2.5\n", "delivery.inline_attempts"),
         ('[delivery]\nredact_keys = "token"\n', "delivery.redact_keys"),
+        ("[delivery]\nredact_patterns = ['(unclosed']\n", "delivery.redact_patterns"),
         ("[queue]\nbackoff = []\n", "queue.backoff"),
         ("[queue]\njitter = 1.5\n", "queue.jitter"),
         ("[queue]\nmax_retries = -1\n", "queue.max_retries"),

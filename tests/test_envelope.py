@@ -423,3 +423,66 @@ def test_deeply_nested_array_on_a_pipe_is_read(pipe: Pipe) -> None:
     got = read_stdin(pipe.r, timeout=10, limit=LIMIT)
     thread.join(5)
     assert got.data == data
+
+
+# -- value patterns (redact_patterns) ----------------------------------------------------
+
+
+def example_patterns() -> tuple[str, ...]:
+    """The patterns config/hookclient.example.toml suggests (commented out there)."""
+    import tomllib
+
+    text = (Path(__file__).parents[1] / "config" / "hookclient.example.toml").read_text()
+    start = text.index("# redact_patterns = [")
+    block = text[start : text.index("# ]", start) + 3]
+    uncommented = "\n".join(line.removeprefix("#").strip() for line in block.splitlines())
+    return tuple(tomllib.loads(uncommented)["redact_patterns"])
+
+
+def test_a_secret_in_a_bash_command_is_redacted_when_patterns_are_configured() -> None:
+    payload = {
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {
+            "command": "API_KEY=sk-123 curl -H 'Authorization: Bearer abcdefgh12345' https://x",
+            "description": "call the API",
+        },
+        "transcript": [{"text": "export GITHUB_TOKEN=ghp_" + "a" * 30}, "AKIAABCDEFGHIJKLMNOP"],
+    }
+    raw = json.dumps(payload).encode()
+    env = build(
+        StdinCapture(raw, len(raw), False, False),
+        event_flag=None,
+        redact_keys=(),
+        limit=1 << 20,
+        redact_patterns=example_patterns(),
+    )
+    got = env["payload"]
+    assert got["tool_input"]["command"] == (
+        "API_KEY=[REDACTED] curl -H 'Authorization: Bearer [REDACTED]' https://x"
+    )
+    assert got["tool_input"]["description"] == "call the API"
+    assert got["transcript"] == [{"text": "export GITHUB_TOKEN=[REDACTED]"}, "[REDACTED]"]
+    assert "sk-123" not in json.dumps(env) and "abcdefgh12345" not in json.dumps(env)
+
+
+def test_without_patterns_the_payload_is_verbatim() -> None:
+    payload = {"tool_input": {"command": "API_KEY=sk-123 curl https://x"}}
+    raw = json.dumps(payload).encode()
+    env = build(
+        StdinCapture(raw, len(raw), False, False), event_flag=None, redact_keys=(), limit=1 << 20
+    )
+    assert env["payload"] == payload
+
+
+def test_patterns_also_scrub_a_payload_kept_as_text() -> None:
+    raw = b'{"tool_input": {"command": "PASSWORD=hunter2 ./deploy'  # cut: not JSON
+    env = build(
+        StdinCapture(raw, len(raw), False, False),
+        event_flag=None,
+        redact_keys=(),
+        limit=1 << 20,
+        redact_patterns=example_patterns(),
+    )
+    assert env["payload"] is None and "hunter2" not in env["payloadRaw"]
+    assert "PASSWORD=[REDACTED]" in env["payloadRaw"]
