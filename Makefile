@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv compile test lint typecheck unit demo clean claude e2e bench chaos soak
+.PHONY: help venv compile test lint typecheck unit demo clean claude e2e bench chaos soak audit
 
 help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench  every benchmark next to its yardsticks (about 6 minutes)"
 	@echo "make chaos  the crash and chaos suite at 5x its make-test size (CHAOS_SCALE)"
 	@echo "make soak   10,000 events through the chaos server with daemon restarts"
+	@echo "make audit  pip-audit of every installed package (says so when it cannot look up)"
 	@echo "make clean  remove .venv, caches and demo logs"
 
 $(STAMP): pyproject.toml
@@ -50,6 +51,11 @@ chaos: compile
 	CHAOS_SCALE=$${CHAOS_SCALE:-5} CHAOS_REPORT=$(CURDIR)/logs/chaos-report.jsonl \
 		$(VENV)/bin/pytest -m chaos -s -q
 
+# pip-audit, from its own venv, over what .venv holds; skipped with one line when no
+# vulnerability database is reachable.
+audit: $(STAMP)
+	$(PY) scripts/audit.py
+
 soak: compile
 	SOAK_EVENTS=$${SOAK_EVENTS:-10000} CHAOS_REPORT=$(CURDIR)/logs/chaos-report.jsonl \
 		$(VENV)/bin/pytest -m soak -s -q
@@ -79,5 +85,5 @@ demo: compile
 	$(PY) scripts/demo.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-audit .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 	find logs -type f ! -name .gitkeep -delete
