@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv compile test lint typecheck unit demo clean claude e2e bench chaos soak audit
+.PHONY: help venv compile test lint typecheck unit demo clean claude e2e bench chaos soak audit test-min
 
 help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
@@ -16,6 +16,7 @@ help:
 	@echo "make chaos  the crash and chaos suite at 5x its make-test size (CHAOS_SCALE)"
 	@echo "make soak   10,000 events through the chaos server with daemon restarts"
 	@echo "make audit  pip-audit of every installed package (says so when it cannot look up)"
+	@echo "make test-min  the tests against the lowest dependency versions pyproject allows"
 	@echo "make clean  remove .venv, caches and demo logs"
 
 $(STAMP): pyproject.toml
@@ -56,6 +57,10 @@ chaos: compile
 audit: $(STAMP)
 	$(PY) scripts/audit.py
 
+# The lower bounds in pyproject.toml, installed exactly into .venv-min, and the tests run there.
+test-min:
+	$(PYTHON) scripts/lower_bounds.py
+
 soak: compile
 	SOAK_EVENTS=$${SOAK_EVENTS:-10000} CHAOS_REPORT=$(CURDIR)/logs/chaos-report.jsonl \
 		$(VENV)/bin/pytest -m soak -s -q
@@ -85,5 +90,5 @@ demo: compile
 	$(PY) scripts/demo.py
 
 clean:
-	rm -rf $(VENV) .venv-audit .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-audit .venv-min .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 	find logs -type f ! -name .gitkeep -delete
