@@ -12,7 +12,7 @@ help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
 	@echo "make test   lint (ruff), type-check (mypy --strict) and run the test suite (pytest)"
 	@echo "make e2e    end-to-end tests inside the real Claude Code CLI (installs it once: make claude)"
-	@echo "make bench  every benchmark next to its yardsticks (about 6 minutes)"
+	@echo "make bench  every benchmark next to its yardsticks (takes minutes)"
 	@echo "make chaos  the crash and chaos suite at 5x its make-test size (CHAOS_SCALE)"
 	@echo "make soak   10,000 events through the chaos server with daemon restarts"
 	@echo "make audit  pip-audit of every installed package (says so when it cannot look up)"
@@ -79,11 +79,14 @@ e2e: compile
 	@$(PY) -m tests.claude.cli || echo "make e2e: no Claude Code CLI; the tests will say why"
 	$(VENV)/bin/pytest -m claude
 
-# Every benchmark, each next to its yardsticks (about 6 minutes); results go in BENCHMARKS.md.
+# Every benchmark, each next to its yardsticks (about 6 minutes before logline and receiver
+# were added, which take under a minute together); results go in BENCHMARKS.md.
 bench: compile
 	$(PY) bench/hook.py --runs 15
 	$(PY) bench/daemon.py --events 2000 --latency 200 --backlog 20000
 	$(PY) bench/autostart.py --runs 15
+	$(PY) bench/logline.py
+	$(PY) bench/receiver.py --events 2000 --rounds 3
 	@$(PY) -m tests.claude.cli >/dev/null && $(PY) bench/session.py --runs 5 || echo "make bench: no Claude Code CLI, session bench skipped"
 
 demo: compile
