@@ -304,9 +304,9 @@ class Daemon:
         self._housekeep()
         self._recover()
         now = self.clock.monotonic()
-        for path in self.spool.paths(State.PENDING):
-            if path.name not in self.inflight:
-                self.agenda.add_new(path.name, now)
+        for name in self.spool.names(State.PENDING):
+            if name not in self.inflight:
+                self.agenda.add_new(name, now)
 
     def _spool_gone(self) -> bool:
         """True (and stopping) if our lock file is gone or is another file now: someone
