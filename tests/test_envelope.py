@@ -439,6 +439,11 @@ def example_patterns() -> tuple[str, ...]:
     return tuple(tomllib.loads(uncommented)["redact_patterns"])
 
 
+def with_patterns(raw: bytes, patterns: tuple[str, ...]) -> dict[str, Any]:
+    capture = StdinCapture(raw, len(raw), False, False)
+    return build(capture, event_flag=None, redact_keys=(), limit=1 << 20, redact_patterns=patterns)
+
+
 def test_a_secret_in_a_bash_command_is_redacted_when_patterns_are_configured() -> None:
     payload = {
         "hook_event_name": "PreToolUse",
@@ -449,14 +454,7 @@ def test_a_secret_in_a_bash_command_is_redacted_when_patterns_are_configured() -
         },
         "transcript": [{"text": "export GITHUB_TOKEN=ghp_" + "a" * 30}, "AKIAABCDEFGHIJKLMNOP"],
     }
-    raw = json.dumps(payload).encode()
-    env = build(
-        StdinCapture(raw, len(raw), False, False),
-        event_flag=None,
-        redact_keys=(),
-        limit=1 << 20,
-        redact_patterns=example_patterns(),
-    )
+    env = with_patterns(json.dumps(payload).encode(), example_patterns())
     got = env["payload"]
     assert got["tool_input"]["command"] == (
         "API_KEY=[REDACTED] curl -H 'Authorization: Bearer [REDACTED]' https://x"
@@ -468,21 +466,11 @@ def test_a_secret_in_a_bash_command_is_redacted_when_patterns_are_configured() -
 
 def test_without_patterns_the_payload_is_verbatim() -> None:
     payload = {"tool_input": {"command": "API_KEY=sk-123 curl https://x"}}
-    raw = json.dumps(payload).encode()
-    env = build(
-        StdinCapture(raw, len(raw), False, False), event_flag=None, redact_keys=(), limit=1 << 20
-    )
-    assert env["payload"] == payload
+    assert with_patterns(json.dumps(payload).encode(), ())["payload"] == payload
 
 
 def test_patterns_also_scrub_a_payload_kept_as_text() -> None:
     raw = b'{"tool_input": {"command": "PASSWORD=hunter2 ./deploy'  # cut: not JSON
-    env = build(
-        StdinCapture(raw, len(raw), False, False),
-        event_flag=None,
-        redact_keys=(),
-        limit=1 << 20,
-        redact_patterns=example_patterns(),
-    )
+    env = with_patterns(raw, example_patterns())
     assert env["payload"] is None and "hunter2" not in env["payloadRaw"]
     assert "PASSWORD=[REDACTED]" in env["payloadRaw"]
