@@ -133,8 +133,12 @@ class _Value:
         raise AttributeError(f"cannot delete field {name!r}: the configuration is frozen")
 
     def __repr__(self) -> str:
-        shown = (f"{n}={getattr(self, n)!r}" for n in self._fields if n not in self._secret)
+        shown = (f"{n}={self._shown(n)!r}" for n in self._fields if n not in self._secret)
         return f"{type(self).__name__}({', '.join(shown)})"
+
+    def _shown(self, name: str) -> Any:
+        value = getattr(self, name)
+        return safe_url(value) if name == "url" else value
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -868,6 +872,21 @@ def default_log_dir() -> Path:
     return Path(dirs.user_log_dir())  # Path cleans it as _build does
 
 
+def safe_url(url: str | None) -> str | None:
+    """``url`` fit to print or log: a password (or a lone user, often a token) in its
+    authority becomes ``[REDACTED]``; the user name of ``user:password`` stays."""
+    if not url or "@" not in url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    userinfo, _, host = authority.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    shown = f"{user}:[REDACTED]" if colon else "[REDACTED]"
+    return f"{scheme}://{shown}@{host}{slash}{path}"
+
+
 def describe(config: Config) -> list[tuple[str, str, str, str]]:
     """Rows of (key, value, source, env var) for ``hookclient config show``; no secrets."""
     rows = []
@@ -877,6 +896,8 @@ def describe(config: Config) -> list[tuple[str, str, str, str]]:
         if isinstance(value, tuple):
             value = list(value)
         shown = "" if value is None else str(value)
+        if name == "endpoint.url":
+            shown = safe_url(shown) or ""
         rows.append((name, shown, config.sources[name], env_name(section, key)))
     token = "[REDACTED]" if config.endpoint.token else "(not set)"
     rows.append(("endpoint.token", token, config.endpoint.token_source, config.endpoint.token_env))

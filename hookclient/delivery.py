@@ -27,7 +27,7 @@ import tenacity
 
 from hookclient import __version__
 from hookclient.clock import Clock
-from hookclient.config import Endpoint
+from hookclient.config import Endpoint, safe_url
 from hookclient.envelope import random_hex
 from hookclient.errors import DeliveryError, Permanent, Retryable
 
@@ -245,6 +245,7 @@ def transport_warnings(endpoint: Endpoint) -> list[str]:
     hook and the daemon log these once per process; ``hookclient doctor`` shows them."""
     url = endpoint.url or ""
     scheme, _, rest = url.partition("://")
+    url = safe_url(url) or ""
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
     host = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
     loopback = host.lower() in ("localhost", "::1") or host.startswith("127.")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hookclient.clock import parse_iso
-from hookclient.config import Config, default_paths, load_config
+from hookclient.config import Config, default_paths, load_config, safe_url
 from hookclient.errors import ConfigError
 from hookclient.lockprobe import lock_held
 
@@ -71,7 +71,7 @@ def _endpoint(config: Config, environ: Mapping[str, str]) -> Check:
     warnings = transport_warnings(config.endpoint)
     if warnings:
         return Check("endpoint", "WARN", "; ".join(warnings), "use https with verify = true")
-    return Check("endpoint", "OK", url)
+    return Check("endpoint", "OK", safe_url(url) or "")
 
 
 def _token(config: Config, environ: Mapping[str, str]) -> Check:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hookclient.clock import parse_iso, utc_iso
-from hookclient.config import Config
+from hookclient.config import Config, safe_url
 from hookclient.errors import CorruptFile, HookclientError
 from hookclient.logs import log_files
 from hookclient.spool import STATES, Record, Spool, State
@@ -128,7 +128,7 @@ def status(config: Config) -> dict[str, Any]:
         )
     return {
         "spool": str(config.queue.dir),
-        "endpoint": config.endpoint.url,
+        "endpoint": safe_url(config.endpoint.url),
         "warnings": warnings,
         "counts": counts,
         "oldestPendingAgeSeconds": round(now - oldest, 1) if oldest else None,

@@ -30,7 +30,7 @@ from typing import Any
 from hookclient.backoff import next_delay
 from hookclient.breaker import Breaker
 from hookclient.clock import Clock, parse_iso, utc_iso
-from hookclient.config import Config
+from hookclient.config import Config, safe_url
 from hookclient.delivery import Outcome, Sender
 from hookclient.envelope import dumps
 from hookclient.errors import CorruptFile, DeliveryError, HookclientError, SpoolError
@@ -148,7 +148,7 @@ class Daemon:
             "startedAt": utc_iso(self.clock.now()),
             "autostarted": self.autostarted,
             "idleExit": self.idle_exit,
-            "endpoint": self.config.endpoint.url,
+            "endpoint": safe_url(self.config.endpoint.url),
         }
         _write_json(self.config.queue.dir / "daemon.pid", info)
         (self.config.queue.dir / "daemon.starting").unlink(missing_ok=True)
@@ -168,7 +168,7 @@ class Daemon:
         self.log.info(
             "daemon started",
             spool=str(self.config.queue.dir),
-            endpoint=self.config.endpoint.url,
+            endpoint=safe_url(self.config.endpoint.url),
             workers=self.workers,
             idleExit=self.idle_exit,
             autostarted=self.autostarted,

@@ -572,3 +572,29 @@ def test_config_values_compare_copy_and_hide_secrets_like_dataclasses() -> None:
     assert repr(c.delivery).startswith("Delivery(mode='auto', inline_attempts=3,")
     with pytest.raises(AttributeError):
         del c.endpoint.url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.example.com/in", "https://hooks.example.com/in"),
+        ("https://bob:s3cr3t@hooks.example.com/in", "https://bob:[REDACTED]@hooks.example.com/in"),
+        ("https://t0ken@hooks.example.com:8443/in", "https://[REDACTED]@hooks.example.com:8443/in"),
+        ("http://127.0.0.1:9/hooks?a=b@c", "http://127.0.0.1:9/hooks?a=b@c"),
+        (None, None),
+    ],
+)
+def test_credentials_in_the_url_are_never_shown(url: str | None, shown: str | None) -> None:
+    from hookclient.config import safe_url
+
+    assert safe_url(url) == shown
+
+
+def test_config_show_and_the_daemon_never_print_url_credentials(tmp_path: Path) -> None:
+    from hookclient.config import describe
+
+    path = write(
+        tmp_path / "c.toml", '[endpoint]\nurl = "https://bob:s3cr3t@hooks.example.com/in"\n'
+    )
+    rows = describe(load(path))
+    assert "s3cr3t" not in repr(rows) and "s3cr3t" not in repr(load(path))
