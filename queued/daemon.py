@@ -330,12 +330,15 @@ class Daemon:
             self.wake.set()
 
     def _sweep_tmp(self) -> None:
+        """tmp/ files older than an hour, or whose writer (the pid in the name) is gone
+        and was not us: a write that died before its rename, never to be read."""
         tmp = self.spool.dir(State.TMP)
         cutoff = self.clock.now() - TMP_MAX_AGE
         with contextlib.suppress(FileNotFoundError), os.scandir(tmp) as entries:
             for entry in entries:
                 with contextlib.suppress(OSError):
-                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    old = entry.stat(follow_symlinks=False).st_mtime < cutoff
+                    if old or _writer_gone(entry.name):
                         os.unlink(entry.path)
                         self.log.info("swept stale tmp file", file=entry.name)
 
@@ -668,6 +671,15 @@ def _set_at(record: Record) -> float | None:
 def _clock_went_back(record: Record, now: float) -> bool:
     set_at = _set_at(record)
     return set_at is not None and set_at > now + CLOCK_SLACK
+
+
+def _writer_gone(name: str) -> bool:
+    """``<file>.<pid>.tmp`` (Spool._write's names) whose pid is dead and not ours."""
+    parts = name.rsplit(".", 2)
+    if len(parts) != 3 or parts[2] != "tmp" or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    return pid != os.getpid() and not _pid_alive(pid)
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

@@ -638,19 +638,23 @@ def test_recovery_of_abandoned_claims_at_start(
     assert h.names("pending") == []
 
 
-def test_tmp_files_older_than_an_hour_are_swept_at_start(h: Harness) -> None:
+def test_tmp_files_older_than_an_hour_or_of_a_dead_writer_are_swept_at_start(
+    h: Harness, dead_pid: int
+) -> None:
     tmp = h.spool_dir / "tmp"
     h.spool.ensure()
-    old = tmp / "20260101T000000000000Z-old.json.4242.tmp"
-    almost = tmp / "20260101T000000000000Z-almost.json.4242.tmp"
-    fresh = tmp / "20260101T000000000000Z-fresh.json.4242.tmp"
-    for path, age in ((old, 3601.0), (almost, 3599.0), (fresh, 5.0)):
+    live = os.getppid()  # a writer still running: its file may be mid-write
+    old = tmp / f"20260101T000000000000Z-old.json.{live}.tmp"
+    almost = tmp / f"20260101T000000000000Z-almost.json.{live}.tmp"
+    fresh = tmp / f"20260101T000000000000Z-fresh.json.{live}.tmp"
+    orphan = tmp / f"20260101T000000000000Z-orphan.json.{dead_pid}.tmp"
+    for path, age in ((old, 3601.0), (almost, 3599.0), (fresh, 5.0), (orphan, 5.0)):
         path.write_bytes(b'{"partial":')
         os.utime(path, (h.clock.at - age, h.clock.at - age))
     h.start()
     assert sorted(p.name for p in tmp.iterdir()) == sorted([almost.name, fresh.name])
-    [line] = h.log("queue", "swept stale tmp file")
-    assert line["file"] == old.name
+    swept = h.log("queue", "swept stale tmp file")
+    assert sorted(line["file"] for line in swept) == sorted([old.name, orphan.name])
 
 
 def test_corrupt_pending_files_are_quarantined_and_good_ones_delivered(
