@@ -17,9 +17,10 @@ cost it 9.9, 4.2 and 3.7 ms a run here; see :mod:`hookclient.hook`).
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from hookclient import jsoncodec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Breaker:
     def read(self) -> dict[str, Any]:
         try:
             with open(self.file, "rb") as fh:
-                state = json.loads(fh.read())
+                state = jsoncodec.loads(fh.read())
             if isinstance(state, dict):
                 return state
         except (OSError, ValueError):
@@ -133,7 +134,7 @@ class Breaker:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(state))
+                fh.write(jsoncodec.dumps(state))
             os.replace(tmp, self.file)
         except OSError:
             try:  # noqa: SIM105 - contextlib costs the hook an import

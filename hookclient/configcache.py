@@ -33,12 +33,11 @@ never fsync'd.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
 
-from hookclient import dirs
+from hookclient import dirs, jsoncodec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,7 +86,7 @@ class ConfigCache:
         if self.now_ns() - newest < RACY_SECONDS * 1e9:
             return
         try:
-            json.dumps(table, allow_nan=True)
+            jsoncodec.dumps(table)
         except (TypeError, ValueError):  # dates and times: read with tomllib each time
             return
         self.entries.pop(name, None)
@@ -110,7 +109,7 @@ def _load(path: str) -> dict[str, Any]:
     try:
         if not _private_file(os.fstat(fd)):
             return {}
-        body = json.loads(os.read(fd, MAX_BYTES))
+        body = jsoncodec.loads(os.read(fd, MAX_BYTES))
     except (OSError, ValueError, RecursionError):
         return {}
     finally:
@@ -141,7 +140,7 @@ def _save(path: str, body: dict[str, Any]) -> None:
             return
         if info.st_mode & 0o077:
             os.chmod(directory, 0o700)
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = jsoncodec.dumps(body, ensure_ascii=False).encode("utf-8")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | _CLOEXEC, 0o600)
         try:
             view = memoryview(data)

@@ -3,10 +3,11 @@
 This is the one module that talks to httpx and catches its exceptions.  Every attempt
 ends as an :class:`Outcome` (delivered / retryable / permanent, DESIGN.md "Delivery
 outcomes"); a non-delivered outcome is raised as :class:`~hookclient.errors.Retryable`
-or :class:`~hookclient.errors.Permanent`, which is what tenacity retries on.
+or :class:`~hookclient.errors.Permanent`, which is what tenacity retries on
+(:mod:`hookclient.retrying`, imported only once a first attempt has failed).
 
-Importing this module imports httpx and tenacity, which costs a hook about 5x the
-time of one that only spools: only direct-mode code imports it, inside the function.
+Importing this module imports httpx, which costs a hook about 5x the time of one that
+only spools: only direct-mode code imports it, inside the function.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
-import tenacity
 
 from hookclient import __version__
 from hookclient.clock import Clock
@@ -293,30 +293,6 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-class StopAtDeadline(tenacity.stop.stop_base):
-    """Stop when the next attempt could not start (after its wait) before the deadline.
-
-    tenacity's own ``stop_before_delay`` reads ``time.monotonic`` directly; this one uses
-    the injected clock, so tests exercise the budget without waiting.
-    """
-
-    def __init__(self, deadline: float, delay: float, clock: Clock) -> None:
-        self.deadline, self.delay, self.clock = deadline, delay, clock
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self.clock.monotonic() + self.delay + MIN_ATTEMPT >= self.deadline
-
-
-class StopWhen(tenacity.stop.stop_base):
-    """Stop as soon as a predicate says so (the breaker just opened)."""
-
-    def __init__(self, predicate: Callable[[], bool]) -> None:
-        self.predicate = predicate
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self.predicate()
-
-
 def deliver_inline(
     sender: Sender,
     envelope: dict[str, Any],
@@ -352,21 +328,19 @@ def deliver_inline(
         on_outcome(outcome)
         return outcome
 
-    retrying = tenacity.Retrying(
-        stop=(
-            tenacity.stop_after_attempt(attempts)
-            | StopAtDeadline(deadline, delay, clock)
-            | StopWhen(give_up)
-        ),
-        wait=tenacity.wait_fixed(delay),
-        retry=tenacity.retry_if_exception_type(Retryable),
-        sleep=clock.sleep,
-        reraise=True,
-    )
     if deadline - clock.monotonic() < MIN_ATTEMPT:
         late = Outcome(
             "retryable", None, "no time left in the budget", first_attempt, "", 0.0, at=clock.now()
         )
         raise Retryable(late)
-    result: Outcome = retrying(one)
-    return result
+    try:
+        return one()  # most events: a healthy endpoint, and tenacity is never imported
+    except Retryable:
+        if attempts <= 1 or give_up() or clock.monotonic() + delay + MIN_ATTEMPT >= deadline:
+            raise
+    from hookclient.retrying import retry_inline
+
+    clock.sleep(delay)
+    return retry_inline(
+        one, attempts=attempts - 1, delay=delay, deadline=deadline, clock=clock, give_up=give_up
+    )

@@ -13,12 +13,11 @@ JSON value has arrived and the pipe has stayed quiet for a moment.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import time
 
-from hookclient import __version__
+from hookclient import __version__, jsoncodec
 from hookclient.clock import utc_iso
 
 TYPE_CHECKING = False
@@ -112,7 +111,7 @@ def _looks_complete(chunks: list[bytes]) -> bool:
     if not chunks or not chunks[-1].rstrip().endswith((b"}", b"]")):
         return False
     try:
-        json.loads(b"".join(chunks))
+        jsoncodec.loads(b"".join(chunks))
     except (ValueError, RecursionError):
         return False
     return True
@@ -323,7 +322,7 @@ def _decode(capture: StdinCapture, limit: int, redact_keys: tuple[str, ...]) -> 
         why = "stdin stayed open past stdin_timeout" if capture.timed_out else "stdin was empty"
         return {"payload": None, "payloadRaw": text, "payloadError": why + suffix}
     try:
-        payload = json.loads(text)
+        payload = jsoncodec.loads(text)
     except (ValueError, RecursionError) as exc:
         late = " (stdin stayed open past stdin_timeout)" if capture.timed_out else ""
         return {
@@ -378,4 +377,4 @@ def _hostname() -> str:
 
 def dumps(envelope: dict[str, Any]) -> bytes:
     """The exact bytes that are POSTed and spooled: compact UTF-8 JSON."""
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return jsoncodec.dumps(envelope, ensure_ascii=False).encode("utf-8")

@@ -22,10 +22,10 @@ a run here; see :mod:`hookclient.spool`).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from hookclient import jsoncodec
 from hookclient.clock import utc_iso
 
 TYPE_CHECKING = False
@@ -75,7 +75,7 @@ class LogWriter:
         self.write(stream, record)
 
     def write(self, stream: str, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":"))
+        line = jsoncodec.dumps(record, ensure_ascii=False, default=str)
         try:
             self._append(stream, (line + "\n").encode("utf-8", "replace"))
         except OSError as exc:  # a full or read-only log disk must not stop delivery
