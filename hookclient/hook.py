@@ -263,6 +263,7 @@ class Hook:
     # -- direct delivery ---------------------------------------------------------------
 
     def _deliver(self, record: Record) -> None:
+        _without_async_backends()
         from hookclient.delivery import Sender, deliver_inline, transport_warnings
         from hookclient.errors import DeliveryError
 
@@ -404,6 +405,14 @@ class Hook:
 
     def _elapsed(self) -> float:
         return round((time.monotonic() - self.started) * 1000, 1)
+
+
+def _without_async_backends() -> None:
+    """httpcore imports anyio and trio, when installed, for async clients; the hook's
+    one synchronous POST needs neither, and anyio costs it 4 ms (it is installed beside
+    starlette, say).  Marked absent in this short-lived process, httpcore skips them."""
+    for name in ("anyio", "trio"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _config_cache() -> ConfigCache | None:

@@ -317,6 +317,9 @@ def test_direct_mode_imports_tenacity_only_to_retry(
     report = ast.literal_eval(proc.stderr.decode())
     assert report["rc"] == 0 and proc.stdout == b""
     assert ("tenacity" in report["modules"]) == (not up)
+    # httpcore's async backends, never needed here, are not loaded (anyio's key is there,
+    # None: that is how the hook tells httpcore it is absent)
+    assert [m for m in report["modules"] if m.startswith(("anyio.", "trio."))] == []
     attempts = [line for line in hook.log_lines() if line["msg"] == "attempt"]
     assert [(a["attempt"], a["outcome"]) for a in attempts] == (
         [(1, "delivered")] if up else [(1, "retryable"), (2, "retryable")]
