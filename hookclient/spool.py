@@ -285,7 +285,10 @@ class Spool:
         claimed = Record(target, record.envelope, record.state)
         claimed.state["owner"] = owner
         try:
-            self.update(claimed)
+            # The owner's body is fsync'd (a crash must never leave an empty file), the
+            # directory is not: a claim lost to a power cut leaves the event in pending/
+            # (or claimed by a dead owner, recovered), which is where it would go anyway.
+            self._write(claimed.file, claimed.body(), sync_dir=False)
         except SpoolError:  # disk full or read-only: unclaim, as it was, and say so
             os.replace(target, record.file)
             claimed.state.pop("owner", None)
@@ -301,8 +304,9 @@ class Spool:
         os.replace(path, target)
         return Path(target)
 
-    def _write(self, path: str, body: dict[str, Any]) -> int:
-        """Write ``body`` to ``path`` durably; the number of bytes written."""
+    def _write(self, path: str, body: dict[str, Any], *, sync_dir: bool = True) -> int:
+        """Write ``body`` to ``path`` durably; the number of bytes written.  With
+        ``sync_dir`` (all but claims) the rename itself is made durable too."""
         data = jsoncodec.dumps(body, ensure_ascii=False).encode("utf-8")
         tmp = os.path.join(self._dir(State.TMP), f"{os.path.basename(path)}.{os.getpid()}.tmp")
         try:
@@ -318,7 +322,8 @@ class Spool:
         except OSError as exc:
             _discard(tmp)
             raise _spool_error(exc, os.path.dirname(path)) from exc
-        _fsync_dir(os.path.dirname(path))
+        if sync_dir:
+            _fsync_dir(os.path.dirname(path))
         return len(data)
 
     # -- reading ------------------------------------------------------------------
@@ -345,8 +350,12 @@ class Spool:
             raise
         except OSError as exc:
             raise CorruptFile(f"{os.fspath(path)}: cannot open: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+        try:
+            raw = _read_fd(fd, info.st_size)
+        finally:
+            os.close(fd)
+        if len(raw) > MAX_FILE_BYTES:  # it grew since the lstat
+            raise CorruptFile(f"{os.fspath(path)}: over {MAX_FILE_BYTES} bytes")
         try:
             body = jsoncodec.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -507,6 +516,22 @@ def _discard(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    """The whole file, read in as few calls as its size allows (at most MAX_FILE_BYTES
+    + 1 bytes).  Not ``fh.read(MAX_FILE_BYTES + 1)``: that allocates 64 MiB for every
+    1 kB event (an mmap, a page fault and an mremap each time the daemon reads one)."""
+    chunks = []
+    total = 0
+    want = size + 1  # one byte past the size: a file that grew is read to its end
+    while total <= MAX_FILE_BYTES:
+        chunk = os.read(fd, min(max(want - total, 65536), MAX_FILE_BYTES + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _read_small(path: str) -> Any:

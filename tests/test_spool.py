@@ -301,6 +301,27 @@ def test_read_refuses_an_oversized_file(spool: Spool, monkeypatch: pytest.Monkey
         spool.read(record.path)
 
 
+def test_read_takes_a_file_that_grew_since_its_size_was_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The size read by lstat only sizes the first read: the whole file is read, up to
+    MAX_FILE_BYTES + 1 bytes, and one past that is refused by read()."""
+    data = os.urandom(300_000)
+    path = tmp_path / "grown"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert spool_mod._read_fd(fd, 10) == data  # "10 bytes" when it was looked at
+    finally:
+        os.close(fd)
+    monkeypatch.setattr(spool_mod, "MAX_FILE_BYTES", 100_000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert spool_mod._read_fd(fd, 10) == data[:100_001]
+    finally:
+        os.close(fd)
+
+
 def test_read_of_a_vanished_file_is_file_not_found(spool: Spool) -> None:
     spool.ensure()
     with pytest.raises(FileNotFoundError):
