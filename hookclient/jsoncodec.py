@@ -42,8 +42,19 @@ class _Context:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-# (typeshed types the context as a scanner; any object with a decoder's attributes does)
-_scan = _json.make_scanner(_Context) if _json is not None else None  # type: ignore[arg-type]
+def _scanner() -> Callable[[str, int], tuple[Any, int]] | None:
+    """The C scanner ``json.JSONDecoder`` builds, or None (then ``json`` does it all):
+    no ``_json``, or a future one that wants more of its context.  Never an exception:
+    every hook imports this module, and a hook that cannot import loses its event."""
+    if _json is None:
+        return None
+    try:  # (typeshed types the context as a scanner; an object with its attributes does)
+        return _json.make_scanner(_Context)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - any failure means: let json do it
+        return None
+
+
+_scan = _scanner()
 
 
 def loads(data: str | bytes) -> Any:
@@ -76,7 +87,10 @@ def dumps(
 ) -> str:
     """``json.dumps(value, ensure_ascii=..., default=..., allow_nan=...)``, with
     ``separators=(",", ":")`` when ``compact`` (the spool's and the logs' format)."""
-    if _json is None:
+    if _json is not None and isinstance(value, str):
+        return str(_escape(ensure_ascii)(value))
+    encode = _encoder(ensure_ascii=ensure_ascii, compact=compact, default=default, nan=allow_nan)
+    if encode is None:
         import json
 
         separators = (",", ":") if compact else None
@@ -87,20 +101,28 @@ def dumps(
             allow_nan=allow_nan,
             separators=separators,
         )
-    if isinstance(value, str):
-        return str(_escape(ensure_ascii)(value))
-    encode = _json.make_encoder(
-        {},  # markers: circular references raise ValueError, as in json
-        default or _not_serializable,
-        _escape(ensure_ascii),
-        None,  # indent
-        ":" if compact else ": ",
-        "," if compact else ", ",
-        False,  # sort_keys
-        False,  # skipkeys
-        allow_nan,
-    )
     return "".join(encode(value, 0))
+
+
+def _encoder(*, ensure_ascii: bool, compact: bool, default: Any, nan: bool) -> Any:
+    """The C encoder ``json.JSONEncoder.iterencode`` builds for one call, or None (then
+    ``json`` does it): no ``_json``, or one whose ``make_encoder`` takes other arguments."""
+    if _json is None:
+        return None
+    try:
+        return _json.make_encoder(
+            {},  # markers: circular references raise ValueError, as in json
+            default or _not_serializable,
+            _escape(ensure_ascii),
+            None,  # indent
+            ":" if compact else ": ",
+            "," if compact else ", ",
+            False,  # sort_keys
+            False,  # skipkeys
+            nan,
+        )
+    except TypeError:
+        return None
 
 
 def _escape(ensure_ascii: bool) -> Callable[[str], str]:

@@ -157,3 +157,35 @@ def test_a_syntax_error_before_json_is_imported_is_json_s_error(text: str) -> No
         json.loads(text)
     assert (out.returncode, out.stderr) == (0, "")
     assert out.stdout.strip() == f"JSONDecodeError {expected.value}"
+
+
+class _OtherJson:
+    """A future ``_json`` whose constructors take other arguments."""
+
+    encode_basestring = staticmethod(json.encoder.encode_basestring)
+    encode_basestring_ascii = staticmethod(json.encoder.encode_basestring_ascii)
+
+    @staticmethod
+    def make_encoder(*args: Any) -> Any:
+        raise TypeError("make_encoder() takes 10 arguments")
+
+    @staticmethod
+    def make_scanner(context: Any) -> Any:
+        raise AttributeError("'_Context' has no attribute 'array_hook'")
+
+
+def test_an_accelerator_it_cannot_use_leaves_the_work_to_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Never an exception of its own: every hook imports this module, and a hook that
+    cannot import it, or call it, loses its event."""
+    monkeypatch.setattr(jsoncodec, "_json", _OtherJson)
+    assert jsoncodec._scanner() is None
+    monkeypatch.setattr(jsoncodec, "_scan", jsoncodec._scanner())
+    value = {"a": [1, 2.5, None, "é"], "b": {"c": True}}
+    assert jsoncodec.dumps(value, ensure_ascii=False) == json.dumps(
+        value, ensure_ascii=False, separators=(",", ":")
+    )
+    assert jsoncodec.loads(b' {"a": [1, 2.5]} ') == {"a": [1, 2.5]}
+    with pytest.raises(json.JSONDecodeError):
+        jsoncodec.loads('{"a": 1')
