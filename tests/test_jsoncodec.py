@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +192,32 @@ def test_an_accelerator_it_cannot_use_leaves_the_work_to_json(
     assert jsoncodec.loads(b' {"a": [1, 2.5]} ') == {"a": [1, 2.5]}
     with pytest.raises(json.JSONDecodeError):
         jsoncodec.loads('{"a": 1')
+
+
+def _other_pythons() -> list[str]:
+    """Interpreters of other versions on this machine (pyenv's, then PATH's)."""
+    found: dict[str, str] = {}
+    for minor in range(11, 15):
+        pyenv = glob.glob(f"{Path.home()}/.pyenv/versions/3.{minor}.*/bin/python3")
+        for path in [*sorted(pyenv), shutil.which(f"python3.{minor}")]:
+            if path and minor != sys.version_info.minor:
+                found.setdefault(f"3.{minor}", path)
+    return [found[version] for version in sorted(found)]
+
+
+@pytest.mark.parametrize("python", _other_pythons() or [None])
+def test_other_python_versions_agree_with_their_json(python: str | None) -> None:
+    """_json is CPython's, not a public API: compare with json in every other version
+    this machine has (pyproject allows >= 3.11)."""
+    if python is None:
+        pytest.skip("no other Python 3.11+ on this machine to compare jsoncodec in")
+    script = Path(__file__).with_name("jsoncodec_compare.py")
+    run = subprocess.run(
+        [python, str(script), str(script.parent.parent)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert " 0 differences" in run.stdout
