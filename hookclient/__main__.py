@@ -3,10 +3,13 @@
 ``send`` runs on every Claude Code hook event, so it skips argparse (8 ms here, a
 third of the hook's whole budget) and goes straight to the hook with its three flags.
 Every other command, and ``send --help``, goes through the full CLI in ``cli.py``.
+The script's entry is :func:`run`, which also ends ``send`` without the interpreter's
+teardown; :func:`main` returns, for callers in the same process (tests, probes).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -21,5 +24,23 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(argv)
 
 
+def run() -> None:
+    """The ``hookclient`` script: :func:`main`, and after ``send`` an exit that skips
+    the interpreter's teardown.  Finalizing modules and objects costs a hook about
+    2.4 ms of its 17 ms (median of 31 runs), for a process whose event is already
+    fsync'd and renamed into place, whose log lines went out with ``os.write`` and
+    whose files are closed: nothing is left to flush but stdout and stderr."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv[:1] == ["send"]:
+        for stream in (sys.stdout, sys.stderr):
+            try:  # noqa: SIM105 - contextlib costs the hook an import
+                stream.flush()
+            except (OSError, ValueError):  # closed or gone: nothing more to say there
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -18,6 +18,7 @@ import pytest
 from hookclient.config import default_files, load_config
 from hookclient.configcache import ConfigCache, default_file
 from tests.conftest import (
+    BIN,
     FIXTURES,
     TOKEN,
     BlackHole,
@@ -325,6 +326,42 @@ def test_direct_mode_imports_tenacity_only_to_retry(
         [(1, "delivered")] if up else [(1, "retryable"), (2, "retryable")]
     )
     assert (len(receiver.rows()), len(hook.files("pending"))) == ((1, 0) if up else (0, 1))
+
+
+def test_send_exits_without_the_interpreters_teardown(hook: HookEnv, tmp_path: Path) -> None:
+    """The script skips finalization after ``send`` (2.4 ms a run), once the event and
+    its log line are on disk; an atexit handler (from a sitecustomize here) shows it.
+    Other commands end as usual."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import atexit, os\n"
+        "atexit.register(lambda: open(os.environ['MARK'], 'a').write('torn down\\n'))\n"
+    )
+    mark = tmp_path / "mark"
+    hook.configure(delivery={"mode": "spool"})
+    env = hook.env(PYTHONPATH=str(site), MARK=str(mark))
+    run = subprocess.run(
+        [str(BIN / "hookclient"), "send", "--config", str(hook.config)],
+        input=(FIXTURES / "post-tool-use-edit.json").read_bytes(),
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (0, b"", b"")
+    assert not mark.exists()
+    assert len(hook.files("pending")) == 1
+    assert [line["msg"] for line in hook.log_lines()] == ["spooled"]
+    other = subprocess.run(
+        [str(BIN / "hookclient"), "config", "path", "--config", str(hook.config)],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert other.returncode == 0
+    assert mark.read_text() == "torn down\n"
 
 
 def test_kill_9_in_flight_leaves_the_event_claimed_by_the_hook(
