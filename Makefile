@@ -77,7 +77,7 @@ claude: $(STAMP)
 # so that a slow download does not count against the first test's timeout.
 e2e: compile
 	@$(PY) -m tests.claude.cli || echo "make e2e: no Claude Code CLI; the tests will say why"
-	$(VENV)/bin/pytest -m claude
+	E2E_REPORT=$(CURDIR)/logs/e2e-report.jsonl $(VENV)/bin/pytest -m claude
 
 # Every benchmark, each next to its yardsticks (about 6 minutes before logline and receiver
 # were added, which take under a minute together); results go in BENCHMARKS.md.

@@ -288,6 +288,16 @@ def check_delivered(rx: Receiver, sent: list[dict[str, Any]], session_id: str) -
         assert envelope["event"] == envelope["payload"]["hook_event_name"]
 
 
+def report(scenario: str, **figures: Any) -> None:
+    """One ``E2E {...}`` line of what a scenario counted (shown with ``pytest -s``), also
+    appended to ``$E2E_REPORT`` when set (``make e2e``: logs/e2e-report.jsonl)."""
+    line = json.dumps({"scenario": scenario, **figures})
+    print(f"E2E {line}")
+    if path := os.environ.get("E2E_REPORT"):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
 def check_kept(rig: Rig, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every event in pending/, none lost, none twice; returns the spool bodies."""
     bodies = rig.bodies("pending")
@@ -478,6 +488,12 @@ def test_every_event_reaches_the_receiver(rig: Rig, receiver: Receiver, mode: st
     if mode == "direct":  # each hook delivered before it returned: arrival is session order
         assert [r["event"] for r in receiver.rows()] == ONE_TOOL_EVENTS
     check_no_secrets(rig.spool, rig.logs, *db_files(receiver))
+    report(
+        f"receiver up, {mode}",
+        invocations=len(sent),
+        rows=len(receiver.rows()),
+        spooled_left=sum(len(rig.files(state)) for state in STATES),
+    )
 
 
 @pytest.mark.claude
@@ -535,6 +551,12 @@ def test_receiver_down_keeps_every_event_until_queued_delivers_it(
         assert rig.spool_is_empty(), [p.name for s in STATES for p in rig.files(s)]
         check_delivered(rx, sent, session.result["session_id"])
         check_no_secrets(rig.spool, rig.logs, *db_files(rx))
+        report(
+            "receiver " + ("refusing" if down == "closed" else "a black hole") + f", {mode}",
+            invocations=len(sent),
+            kept_in_pending=len(bodies),
+            rows_after_once=len(rx.rows()),
+        )
     finally:
         rx.stop()
 
@@ -572,6 +594,13 @@ def test_session_end_is_delivered_or_spooled_never_cancelled(
         [body] = check_kept(rig, sent)
         assert body["state"]["lastError"]["kind"] == "timeout"
         assert receiver.rows() == []
+    report(
+        f"SessionEnd, {endpoint}",
+        invocations=len(sent),
+        rows=len(receiver.rows()),
+        kept_in_pending=len(rig.files("pending")),
+        hook_cancelled="Hook cancelled" in session.stderr,
+    )
 
 
 @pytest.mark.claude
