@@ -338,10 +338,14 @@ def deliver_inline(
     try:
         return one()  # most events: a healthy endpoint, and tenacity is never imported
     except Retryable:
-        if attempts <= 1 or give_up() or clock.monotonic() + delay + MIN_ATTEMPT >= deadline:
+        if attempts <= 1 or give_up():
             raise
-    from hookclient.retrying import retry_inline
+        # tenacity's first import takes milliseconds of the budget: before the deadline
+        # check, so that a retry never starts with less than MIN_ATTEMPT left
+        from hookclient.retrying import retry_inline
 
+        if clock.monotonic() + delay + MIN_ATTEMPT >= deadline:
+            raise
     clock.sleep(delay)
     return retry_inline(
         one, attempts=attempts - 1, delay=delay, deadline=deadline, clock=clock, give_up=give_up

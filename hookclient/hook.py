@@ -263,7 +263,14 @@ class Hook:
     # -- direct delivery ---------------------------------------------------------------
 
     def _deliver(self, record: Record) -> None:
-        _without_async_backends()
+        blocked = _without_async_backends()
+        try:
+            self._deliver_now(record)
+        finally:  # send() may run in a longer-lived process (tests): leave it as it was
+            for name in blocked:
+                sys.modules.pop(name, None)
+
+    def _deliver_now(self, record: Record) -> None:
         from hookclient.delivery import Sender, deliver_inline, transport_warnings
         from hookclient.errors import DeliveryError
 
@@ -407,12 +414,15 @@ class Hook:
         return round((time.monotonic() - self.started) * 1000, 1)
 
 
-def _without_async_backends() -> None:
+def _without_async_backends() -> list[str]:
     """httpcore imports anyio and trio, when installed, for async clients; the hook's
     one synchronous POST needs neither, and anyio costs it 4 ms (it is installed beside
-    starlette, say).  Marked absent in this short-lived process, httpcore skips them."""
-    for name in ("anyio", "trio"):
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    starlette, say).  Marked absent while the hook delivers, httpcore skips them.
+    Returns the names it marked, to be unmarked afterwards."""
+    blocked = [name for name in ("anyio", "trio") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    return blocked
 
 
 def _config_cache() -> ConfigCache | None:

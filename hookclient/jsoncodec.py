@@ -59,7 +59,7 @@ _scan = _scanner()
 
 def loads(data: str | bytes) -> Any:
     """``json.loads(data)``: the same value, or the same exception (``ValueError``)."""
-    if _scan is not None:
+    if _scan is not None and isinstance(data, (str, bytes)):  # bytearray & co: json's
         try:
             text = data.decode("utf-8") if isinstance(data, bytes) else data
             start = len(text) - len(text.lstrip(_WHITESPACE))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,9 @@ def test_no_usable_queued_falls_back_to_direct(
     assert rc == 0
     assert len(receiver.rows()) == 1  # delivered by the hook itself
     assert auto.files("pending") == [] and daemon_pid(auto.spool) is None
+    # the async backends it hid from httpcore while delivering are not hidden from us
+    assert sys.modules.get("trio", "absent") is not None
+    assert sys.modules.get("anyio", "absent") is not None
     [why] = [line for line in auto.log_lines() if line["msg"].startswith("autostart failed")]
     assert "no queued script" in why["error"]
 

@@ -6,6 +6,7 @@ No real network: respx mocks httpx's transport; a FakeClock stands in for time.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from hookclient import __version__
 from hookclient.clock import FakeClock
 from hookclient.config import Endpoint
 from hookclient.delivery import (
+    MIN_ATTEMPT,
     Outcome,
     Sender,
     build_headers,
@@ -642,3 +644,34 @@ def test_transport_warnings(url: str, verify: bool, expected: list[str]) -> None
     )
     for warning in warnings:
         assert TOKEN not in warning and "\n" not in warning
+
+
+class _SlowImport:
+    """A meta path finder that charges the fake clock for importing one module, as a
+    first import from a cold disk would, and lets the real finders do the rest."""
+
+    def __init__(self, name: str, clock: FakeClock, cost: float) -> None:
+        self.name, self.clock, self.cost = name, clock, cost
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == self.name:
+            self.clock.advance(self.cost)
+        return None
+
+
+def test_a_retry_never_starts_short_of_min_attempt_after_importing_tenacity(
+    mock: respx.MockRouter, sender: Sender, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry machinery is imported after the first failure; the time that takes is
+    counted before the deadline check, not after it (helper review, session 3)."""
+    route = mock.post(URL)
+    route.side_effect = [httpx.Response(503), httpx.Response(200)]
+    monkeypatch.delitem(sys.modules, "hookclient.retrying", raising=False)
+    monkeypatch.setattr(
+        sys, "meta_path", [_SlowImport("hookclient.retrying", clock, 0.02), *sys.meta_path]
+    )
+    seen: list[Outcome] = []
+    with pytest.raises(Retryable):
+        inline(sender, attempts=3, delay=0.0, budget=MIN_ATTEMPT + 0.01, seen=seen)
+    assert [o.status for o in seen] == [503]  # 0.04 s left after the import: no attempt 2
+    assert route.call_count == 1

@@ -221,3 +221,16 @@ def test_other_python_versions_agree_with_their_json(python: str | None) -> None
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert " 0 differences" in run.stdout
+
+
+@pytest.mark.parametrize("data", [bytearray(b'{"a": 1}'), memoryview(b"{}"), None, 123])
+def test_other_input_types_behave_as_in_json(data: Any) -> None:
+    try:
+        expected: Any = ("ok", json.loads(data))
+    except TypeError as exc:
+        expected = ("TypeError", str(exc))
+    try:
+        got: Any = ("ok", jsoncodec.loads(data))
+    except TypeError as exc:
+        got = ("TypeError", str(exc))
+    assert got == expected
