@@ -119,7 +119,7 @@ def test_a_full_disk_loses_nothing_and_the_daemon_resumes_when_space_returns(
     assert result["before"] == [0] * 10
     for mode in ("full_spool_mode", "full_direct_mode"):
         hook = result[mode]
-        assert hook["rc"] == 1 and hook["stdout"] == ""  # never 2, nothing on stdout
+        assert hook["rc"] == 1 and hook["stdout"] == "", (mode, hook)  # never 2, no stdout
         assert "no space left to spool into" in one_line(hook["stderr"])
     assert result["daemon_alive_when_full"] and result["files_when_full"] == 10
     assert result["drained"], result
