@@ -295,6 +295,13 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+def no_time_for_another(clock: Clock, delay: float, deadline: float) -> bool:
+    """True when another attempt, after its ``delay``, could not start with at least
+    MIN_ATTEMPT left before ``deadline`` (monotonic).  The one test of the budget, for
+    the first retry here and for tenacity's stop in :mod:`hookclient.retrying`."""
+    return clock.monotonic() + delay + MIN_ATTEMPT >= deadline
+
+
 def deliver_inline(
     sender: Sender,
     envelope: dict[str, Any],
@@ -344,7 +351,7 @@ def deliver_inline(
         # check, so that a retry never starts with less than MIN_ATTEMPT left
         from hookclient.retrying import retry_inline
 
-        if clock.monotonic() + delay + MIN_ATTEMPT >= deadline:
+        if no_time_for_another(clock, delay, deadline):
             raise
     clock.sleep(delay)
     return retry_inline(

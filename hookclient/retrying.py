@@ -11,7 +11,7 @@ from collections.abc import Callable
 import tenacity
 
 from hookclient.clock import Clock
-from hookclient.delivery import MIN_ATTEMPT, Outcome
+from hookclient.delivery import Outcome, no_time_for_another
 from hookclient.errors import Retryable
 
 
@@ -26,7 +26,7 @@ class StopAtDeadline(tenacity.stop.stop_base):
         self.deadline, self.delay, self.clock = deadline, delay, clock
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self.clock.monotonic() + self.delay + MIN_ATTEMPT >= self.deadline
+        return no_time_for_another(self.clock, self.delay, self.deadline)
 
 
 class StopWhen(tenacity.stop.stop_base):
