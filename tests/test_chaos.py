@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import ChaosServer, check, report, spool_ids
+from tests.chaos.harness import ChaosServer, check, drained, report, spool_ids
 from tests.conftest import (
     HookEnv,
     daemon_pid,
@@ -74,17 +74,6 @@ def configure(env: HookEnv, url: str, **queue: Any) -> None:
             **queue,
         },
     )
-
-
-def drained(env: HookEnv) -> bool:
-    """No file left, seen twice 0.5 s apart.  pending/ is listed before and after
-    processing/: a retry can move a file back to pending/ between two listings, and
-    then a spool that still holds it looks empty (the soak test failed so once, in CI)."""
-
-    def empty() -> bool:
-        return not any(env.files(state) for state in ("pending", "processing", "pending"))
-
-    return empty() and (time.sleep(0.5) or empty())
 
 
 def finish(env: HookEnv, timeout: float = 300) -> None:

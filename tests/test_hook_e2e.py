@@ -145,29 +145,14 @@ def test_spool_mode_writes_pending_due_now_and_never_posts(
 def test_spool_path_imports_no_network_or_logging_library(hook: HookEnv) -> None:
     """The fast path pays for no httpx, tenacity, structlog or watchdog import."""
     hook.configure()
-    probe = (
-        "import sys\n"
-        "from hookclient.__main__ import main\n"
-        "rc = main(['send', '--mode', 'spool', '--config', sys.argv[1]])\n"
-        "sys.stderr.write(repr({'rc': rc, 'modules': sorted(sys.modules)}))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe, str(hook.config)],
-        input=(FIXTURES / "post-tool-use-edit.json").read_bytes(),
-        capture_output=True,
-        env=hook.env(),
-        timeout=60,
-        check=False,
-    )
-    report = ast.literal_eval(proc.stderr.decode())
-    assert report["rc"] == 0 and proc.stdout == b""
+    modules = probe_send(["--mode", "spool", "--config", str(hook.config)], hook.env())
     heavy = {"httpx", "httpcore", "tenacity", "structlog", "watchdog", "anyio", "ssl", "argparse"}
-    assert heavy & {m.split(".")[0] for m in report["modules"]} == set()
+    assert heavy & {m.split(".")[0] for m in modules} == set()
     # even the first run, before the config cache is warm (tomllib, and the typing and
     # re it pulls, are allowed then; see test_fast_path_imports_only_what_it_needs)
     never = FAST_PATH_NEVER - {"tomllib", "typing", "contextlib", "re", "enum", "functools"}
     never -= {"collections"}
-    assert never & ({m.split(".")[0] for m in report["modules"]} | set(report["modules"])) == set()
+    assert never & ({m.split(".")[0] for m in modules} | modules) == set()
     assert len(hook.files("pending")) == 1  # the probe did run the real send
 
 
@@ -236,6 +221,22 @@ PROBE = (
 )
 
 
+def probe_send(args: list[str], env: dict[str, str]) -> set[str]:
+    """Run ``send`` in a fresh interpreter, as the hook runs (fixture payload on stdin);
+    check that it exited 0 with nothing on stdout, and return the modules it loaded."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        input=(FIXTURES / "post-tool-use-edit.json").read_bytes(),
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    report = ast.literal_eval(proc.stderr.decode())
+    assert report["rc"] == 0 and proc.stdout == b""
+    return set(report["modules"])
+
+
 def _warm_config_cache(paths: list[Path]) -> None:
     """What earlier hooks of the session did: the config files' tables are cached.
     (A file is cached only once it is a few seconds old; the clock says it is.)"""
@@ -277,20 +278,10 @@ def test_fast_path_imports_only_what_it_needs(hook: HookEnv, tmp_path: Path, cas
         pending = spool_dir / "pending"
     _warm_config_cache([hook.config] if args else [Path(p) for p in default_files(env)])
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", PROBE, *args],
-            input=(FIXTURES / "post-tool-use-edit.json").read_bytes(),
-            capture_output=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        modules = probe_send(args, env)
     finally:
         if held is not None:
             os.close(held)
-    report = ast.literal_eval(proc.stderr.decode())
-    assert report["rc"] == 0 and proc.stdout == b""
-    modules = set(report["modules"])
     assert FAST_PATH_NEVER & ({m.split(".")[0] for m in modules} | modules) == set()
     ours = {m for m in modules if m.split(".")[0] == "hookclient"}
     assert ours == FAST_PATH_OURS | FAST_PATH_EXTRA[case]
@@ -307,20 +298,11 @@ def test_direct_mode_imports_tenacity_only_to_retry(
     up = endpoint == "up"
     url = receiver.url if up else "http://127.0.0.1:9/hooks"  # nothing listens on 9
     hook.configure(endpoint={"url": url}, delivery={"inline_attempts": 2, "inline_delay": 0.01})
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, "--config", str(hook.config)],
-        input=(FIXTURES / "post-tool-use-edit.json").read_bytes(),
-        capture_output=True,
-        env=hook.env(),
-        timeout=60,
-        check=False,
-    )
-    report = ast.literal_eval(proc.stderr.decode())
-    assert report["rc"] == 0 and proc.stdout == b""
-    assert ("tenacity" in report["modules"]) == (not up)
+    modules = probe_send(["--config", str(hook.config)], hook.env())
+    assert ("tenacity" in modules) == (not up)
     # httpcore's async backends, never needed here, are not loaded (anyio's key is there,
     # None: that is how the hook tells httpcore it is absent)
-    assert [m for m in report["modules"] if m.startswith(("anyio.", "trio."))] == []
+    assert [m for m in modules if m.startswith(("anyio.", "trio."))] == []
     attempts = [line for line in hook.log_lines() if line["msg"] == "attempt"]
     assert [(a["attempt"], a["outcome"]) for a in attempts] == (
         [(1, "delivered")] if up else [(1, "retryable"), (2, "retryable")]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import ChaosServer, check, report
+from tests.chaos.harness import ChaosServer, check, drained, report
 from tests.conftest import (
     HookEnv,
     Queued,
@@ -95,13 +95,6 @@ def test_soak_events_with_two_restarts_lose_nothing_and_hold_steady(
     def applied() -> int:
         return len(server.applied_ids())
 
-    def drained() -> bool:
-        """Everything applied and no file left.  pending/ is listed before and after
-        processing/: a retry moving back to pending/ between two listings (a "processed
-        then reset" answer) once made a drained-looking spool keep a file (CI)."""
-        listed = [env.files(state) for state in ("pending", "processing", "pending")]
-        return applied() == EVENTS and not any(listed)
-
     started = time.monotonic()
     feeder = threading.Thread(target=feed)
     try:
@@ -118,7 +111,7 @@ def test_soak_events_with_two_restarts_lose_nothing_and_hold_steady(
         wait_for(lambda: applied() >= base + max(100, EVENTS // 20), timeout=600)
         warm = resources(last.proc.pid)  # after warm-up
         feeder.join(timeout=600)
-        wait_for(lambda: drained() and (time.sleep(0.5) or drained()), timeout=900)
+        wait_for(lambda: applied() == EVENTS and drained(env), timeout=900)
         end = resources(last.proc.pid)
         assert last.stop() == 0
         took = time.monotonic() - started

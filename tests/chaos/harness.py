@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,18 @@ class Report:
             "log_lines": self.log_lines,
             **self.extra,
         }
+
+
+def drained(env: Any) -> bool:
+    """No file left in pending/ or processing/ (a HookEnv's), seen twice 0.5 s apart.
+    pending/ is listed before and after processing/: a retry can move a file back to
+    pending/ between two listings, and a spool that still holds it then looks empty
+    (the soak test failed so once, in CI)."""
+
+    def empty() -> bool:
+        return not any(env.files(state) for state in ("pending", "processing", "pending"))
+
+    return empty() and (time.sleep(0.5) or empty())
 
 
 def spool_ids(spool: Path) -> dict[str, list[str]]:
