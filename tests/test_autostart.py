@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,8 +212,13 @@ def test_two_endpoints_two_spools_two_daemons(tmp_path: Path) -> None:
         assert len(pids) == 2
         for rx, env in zip(receivers, envs, strict=True):  # each event at its own endpoint
             rid = rx.rows()[0]["request_id"]
-            delivered = [x for x in env.log_lines() if x["msg"] == "delivered"]
-            assert [(x["requestId"], x["component"]) for x in delivered] == [(rid, "daemon")]
+
+            def delivered(env: HookEnv = env) -> list[dict[str, Any]]:
+                return [x for x in env.log_lines() if x["msg"] == "delivered"]
+
+            # the row is committed before the daemon, back from the POST, logs it
+            wait_for(delivered)
+            assert [(x["requestId"], x["component"]) for x in delivered()] == [(rid, "daemon")]
     finally:
         for rx in receivers:
             rx.stop()
