@@ -101,27 +101,56 @@ class Breaker:
             self._save(current)
             return "probe"
 
-    def success(self) -> None:
+    def success(self) -> dict[str, Any] | None:
+        """The endpoint answered: close and reset.  Returns the open state this call
+        closed (for the caller's one "circuit breaker closed" line), else None: it was
+        closed already, or another process closed it first.  A closed breaker with no
+        failures (nearly every delivery) costs one read, as before."""
         state = self.read()
         if state.get("state") == "closed" and not state.get("failures"):
-            return
+            return None
         with self._locked() as current:
             if current is not None:
                 self._save({"state": "closed", "failures": 0, "closedAt": self.now()})
+                return current if current.get("state") == "open" else None
+        return None
 
     def failure(self) -> bool:
-        """Count one retryable outcome; True when this one opened (or re-opened) it."""
+        """Count one retryable outcome; True when the breaker is open after it (this one
+        opened it, or re-opened it after a failed probe, or found it open)."""
+        return self.failed()[1].get("state") == "open"
+
+    def failed(self) -> tuple[bool, dict[str, Any]]:
+        """Count one retryable outcome: (did this one open it, the state now).
+
+        "Opened" is the move from closed to open only, so that callers log it once per
+        outage: not again for a request that began before it opened and failed after,
+        nor for each failed probe (the probe's own failure is logged).  A busy lock
+        counts nothing: (False, {}).
+        """
         with self._locked() as current:
             if current is None:
-                return False
+                return False, {}
             count = int(current.get("failures", 0)) + 1
-            opened = count >= self.failures
-            new: dict[str, Any] = {"state": "open" if opened else "closed", "failures": count}
-            if opened:
+            is_open = count >= self.failures
+            new: dict[str, Any] = {"state": "open" if is_open else "closed", "failures": count}
+            if is_open:
                 new["openedAt"] = current.get("openedAt") or self.now()
                 new["openUntil"] = self.now() + self.cooldown
             self._save(new)
-            return opened
+            return is_open and current.get("state") != "open", new
+
+    def probe_now(self) -> bool:
+        """End an open breaker's cooldown at once (``queued flush``): the next attempt
+        is its probe.  True if it was open."""
+        if self.read().get("state") != "open":
+            return False
+        with self._locked() as current:
+            if current is None or current.get("state") != "open":
+                return False
+            current["openUntil"] = self.now()
+            self._save(current)
+            return True
 
     def _locked(self) -> _Lock:
         return _Lock(self)

@@ -13,13 +13,18 @@ from collections.abc import Sequence
 
 from hookclient import __version__
 from hookclient.errors import HookclientError
+from hookclient.term import quiet_on_closed_pipe
 
 DESCRIPTION = """\
 Deliver Claude Code hook events to a webhook without losing any.
 
 Register `hookclient send` as the command of your Claude Code hooks. Each event is
-written to a spool on disk first, then POSTed (direct mode) or left for the `queued`
-daemon (spool mode); it is never dropped, and the hook never prints to stdout.
+written to a spool on disk before anything else, so it is never dropped, and the hook
+never prints to stdout. In auto mode (the default) the hook writes the event to pending/
+and, when no queued daemon holds the spool's lock, starts one detached
+(queued run --idle-exit <idle_exit>) and exits without waiting; with autostart = false
+(or when the daemon cannot be started) it delivers like direct. Direct mode POSTs at
+once with bounded retries; spool mode leaves every event to `queued`.
 """
 
 EPILOG = """\
@@ -66,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "modes:\n"
-            "  auto    default; delivers like direct until a queued daemon is running\n"
+            "  auto    default: the hook writes the event to pending/ and, when no queued\n"
+            "          daemon holds the spool's lock, starts one detached\n"
+            "          (queued run --idle-exit <idle_exit>) and exits without waiting;\n"
+            "          the daemon delivers it. With autostart = false (or when the\n"
+            "          daemon cannot be started) it delivers like direct\n"
             "  direct  POST now with bounded retries (inline_attempts within inline_budget),\n"
             "          then leave it in pending/ for queued\n"
             "  spool   write to pending/ and exit: fastest, queued delivers it\n"
@@ -85,14 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Add this installation's `hookclient send` (absolute path) to a Claude Code "
             "settings file for every hook event (or those given), each with an explicit "
-            "timeout covering the hook's budget. Keeps everything else in the file, writes a "
-            "timestamped backup first, and changes nothing on a second run. Never registers "
-            "WorktreeCreate or MessageDisplay."
+            "timeout covering the hook's budget. Keeps everything else in the file, first "
+            "copies the old file to a timestamped backup in the user state directory "
+            "(<state>/backups, never in .claude/), and changes nothing on a second run. Never "
+            "registers WorktreeCreate or MessageDisplay."
         ),
         epilog=(
             "scopes:\n"
             "  user     ~/.claude/settings.json (every project)\n"
-            "  project  <project>/.claude/settings.json (shared with the team)\n"
+            "  project  <project>/.claude/settings.json (shared with the team, but the\n"
+            "           command path in it is this machine's: prefer local for yourself)\n"
             "  local    <project>/.claude/settings.local.json (this checkout only)\n"
             "the project is $CLAUDE_PROJECT_DIR, else the current directory\n"
         ),
@@ -115,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "uninstall",
         help="remove hookclient's entries from Claude Code's settings",
         description="Remove only the hook entries that run `hookclient send`; everything "
-        "else in the file stays. Writes a timestamped backup first.",
+        "else in the file stays. Writes a timestamped backup first, in <state>/backups.",
     )
     uninstall.add_argument("--scope", choices=("user", "project", "local"), default="user")
     uninstall.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
@@ -147,16 +158,43 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser(
         "config",
         help="show the effective configuration or where it is read from",
-        description="Inspect the configuration: precedence is flags > HOOKCLIENT_* env > "
-        "project .claude/hookclient.toml > user config file > defaults.",
+        description="Inspect the configuration: precedence, highest first, is flags > "
+        "HOOKCLIENT_* env > project .claude/hookclient.toml > user config file > defaults.",
     )
     config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     show = config_commands.add_parser(
-        "show", help="every key with its value and where it came from (token redacted)"
+        "show",
+        help="every key with its value and where it came from (token redacted)",
+        description=(
+            "Print every configuration key: its effective value, where it came from (default,\n"
+            "env HOOKCLIENT_..., or the path of the file that set it) and, in brackets, the\n"
+            "variable that would override it. The token and the signing secret are shown as\n"
+            "[REDACTED] or (not set), never in clear, so the output is safe to paste."
+        ),
+        epilog=(
+            "examples:\n"
+            "  hookclient config show\n"
+            "  hookclient config show --json              key, value, source, env per row\n"
+            "  hookclient config show --config ./ci.toml  what that one file gives"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("--json", action="store_true", help="print JSON")
     _config_flag(show)
-    path = config_commands.add_parser("path", help="the config files, in precedence order")
+    path = config_commands.add_parser(
+        "path",
+        help="the config files read, user file first, and whether each exists",
+        description=(
+            "Print the configuration files in the order they are read: the user file first,\n"
+            "then the project file (<project>/.claude/hookclient.toml, the project being\n"
+            "$CLAUDE_PROJECT_DIR or the current directory), each with 'exists' or 'absent'.\n"
+            "A key set in both takes the later file's value: a value in the project file wins.\n"
+            "Precedence, highest first: flags > HOOKCLIENT_* env > project file > user file >\n"
+            "defaults. With --config (or HOOKCLIENT_CONFIG) only that one file is read."
+        ),
+        epilog="example:\n  hookclient config path",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _config_flag(path)
     return parser
 
@@ -170,7 +208,12 @@ def _config_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; a closed stdout pipe (``| head -1``) ends it quietly (exit 141)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    return quiet_on_closed_pipe(lambda: _main(words))
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:

@@ -46,7 +46,14 @@ def install(args: argparse.Namespace) -> int:
     events = inst.choose_events(args.events)
     command = inst.hook_command(args.mode, args.config)
     plan = inst.plan_install(path, cfg, events, command, use_async=args.use_async)
-    return _finish(plan, args.dry_run, f"registered {len(events)} events in {path}", inst.apply)
+    code = _finish(plan, args.dry_run, f"registered {len(events)} events in {path}", inst.apply)
+    if args.scope == "project":
+        # the team shares this file, but the absolute path is this machine's venv
+        print(
+            f"note: {path} is shared with the team, but its hook command ({command}) is a"
+            " path on this machine; for a personal install use --scope local instead"
+        )
+    return code
 
 
 def uninstall(args: argparse.Namespace) -> int:

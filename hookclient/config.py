@@ -31,7 +31,7 @@ from hookclient.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
     from typing import Any, ClassVar
 
@@ -452,6 +452,11 @@ class Config(_Value):
         )
 
     @property
+    def file_names(self) -> tuple[str, ...]:
+        """:attr:`files` as strings (the hook does without pathlib)."""
+        return self._files
+
+    @property
     def files(self) -> tuple[Path, ...]:
         """The files that were read, in the order they were applied."""
         from pathlib import Path
@@ -597,19 +602,36 @@ def _flatten(
     table: dict[str, Any], origin: str, problems: list[str], strict: bool
 ) -> dict[str, Any]:
     flat: dict[str, Any] = {}
+    sections = {s: None for s, _ in SCHEMA}  # ordered, for the suggestion
     for section, body in table.items():
-        if not isinstance(body, dict) or section not in {s for s, _ in SCHEMA}:
-            _complain(f"unknown section [{section}] in {origin}", problems, strict)
+        if not isinstance(body, dict) or section not in sections:
+            hint = "" if section in sections else _did_you_mean(section, sections, "[{}]")
+            _complain(f"unknown section [{section}] in {origin}{hint}", problems, strict)
             continue
         for key, value in body.items():
             if (section, key) not in SCHEMA:
-                known = ", ".join(k for s, k in SCHEMA if s == section)
+                names = [k for s, k in SCHEMA if s == section]
+                hint = _did_you_mean(key, names, '"{}"')
                 _complain(
-                    f"unknown key {section}.{key} in {origin} (known: {known})", problems, strict
+                    f"unknown key {section}.{key} in {origin}{hint} (known: {', '.join(names)})",
+                    problems,
+                    strict,
                 )
                 continue
             flat[f"{section}.{key}"] = value
     return flat
+
+
+def _did_you_mean(word: str, choices: Iterable[str], shape: str) -> str:
+    """``: did you mean "timeout"?`` for a misspelt name, or "" when nothing is close.
+
+    difflib is imported here, not at the top: only a file with an unknown name pays for
+    it, never the hook loading a valid configuration on every event.
+    """
+    from difflib import get_close_matches
+
+    close = get_close_matches(word, list(choices), n=1)
+    return f": did you mean {shape.format(close[0])}?" if close else ""
 
 
 def _complain(message: str, problems: list[str], strict: bool) -> None:
@@ -626,7 +648,7 @@ def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
             if not isinstance(value, str):
                 raise TypeError("a string")
             if kind == "path?":
-                return dirs.expand(value) if value else None
+                return _expand(name, value) if value else None
             return value if value or kind == "str" else None
         if kind == "bool":
             return _bool(value, from_env)
@@ -645,6 +667,20 @@ def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
             f"{name} in {origin}: expected {exc.args[0] if exc.args else kind}, got {value!r}"
         ) from None
     raise AssertionError(kind)  # pragma: no cover - SCHEMA holds only the kinds above
+
+
+def _expand(name: str, value: str) -> str:
+    """A configured path, ``~`` expanded.  The spool and log directories must then be
+    absolute: relative, they would name a different place in each cwd the hook runs in,
+    and events would be scattered over the user's projects.  TypeError or ValueError
+    says what was expected (:func:`_coerce` words the message)."""
+    try:
+        path = dirs.expand(value)
+    except RuntimeError:  # ~user with no such user, or no home at all
+        raise ValueError("a path whose ~ can be expanded") from None
+    if name in ("queue.dir", "logs.dir") and not os.path.isabs(path):
+        raise ValueError("an absolute directory")
+    return path
 
 
 def _regexes_ok(patterns: tuple[str, ...]) -> bool:
@@ -835,15 +871,31 @@ def _signing_secret(
 
 
 def spool_key(url: str | None) -> str:
-    """First 12 hex of sha256(url): two endpoints never share a spool or a daemon.
+    """First 12 hex of sha256(url): two endpoints never share a spool or a daemon."""
+    return _sha256_hex((url or "").encode("utf-8"))[:12]
 
-    With CPython's own SHA-256 (the ``_sha256`` / ``_sha2`` module hashlib falls back to)
-    rather than hashlib, which loads OpenSSL first: that cost the hook 2.7 ms a run here
-    (measured as in :mod:`hookclient.hook`; ``import _sha256`` costs nothing
-    measurable).  The digest is the same bytes; ``tests/test_config.py`` checks it
-    against hashlib.  A Python built without those modules uses hashlib.
-    """
-    data = (url or "").encode("utf-8")
+
+def fingerprint(endpoint: Endpoint) -> str:
+    """What a daemon delivers with, as 16 hex of SHA-256: the URL, the token, the signing
+    secret and the TLS settings.  A hook whose fingerprint differs from the running
+    daemon's replaces it (:mod:`hookclient.daemon`), so a fixed token or URL takes
+    effect at the next event.  The secrets go into the hash only, never into a file."""
+    parts = (
+        "hookclient-fingerprint-1",
+        endpoint.url or "",
+        endpoint.token or "",
+        endpoint.signing_secret or "",
+        "verify" if endpoint.verify else "no-verify",
+        endpoint._ca_bundle or "",
+    )
+    return _sha256_hex("\0".join(parts).encode("utf-8"))[:16]
+
+
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 with CPython's own module (``_sha256`` / ``_sha2``), which hashlib falls
+    back to, rather than hashlib, which loads OpenSSL first (BENCHMARKS.md "Hook fast
+    path").  The digest is the same; ``tests/test_config.py`` checks it against hashlib.
+    A Python built without those modules uses hashlib."""
     try:
         if sys.version_info >= (3, 12):
             from _sha2 import sha256
@@ -852,8 +904,22 @@ def spool_key(url: str | None) -> str:
     except ImportError:  # pragma: no cover - a build without CPython's own hashes
         import hashlib
 
-        return hashlib.sha256(data).hexdigest()[:12]
-    return str(sha256(data).hexdigest()[:12])
+        return hashlib.sha256(data).hexdigest()
+    return str(sha256(data).hexdigest())
+
+
+#: The spool of events captured while no endpoint URL was configured, or while the
+#: configuration could not be read and no earlier one had worked for that project.
+UNROUTED = "unrouted"
+
+
+def spools_root() -> str:
+    """Where the default spools live, one directory per endpoint (and ``unrouted``)."""
+    return dirs.clean(os.path.join(dirs.user_state_dir(), "spool"))
+
+
+def unrouted_spool_dir() -> str:
+    return os.path.join(spools_root(), UNROUTED)
 
 
 def default_spool_dir(url: str | None) -> Path:
@@ -863,7 +929,9 @@ def default_spool_dir(url: str | None) -> Path:
 
 
 def _default_spool_dir(url: str | None) -> str:
-    return dirs.clean(os.path.join(dirs.user_state_dir(), "spool", spool_key(url)))
+    if not url:
+        return unrouted_spool_dir()
+    return os.path.join(spools_root(), spool_key(url))
 
 
 def default_log_dir() -> Path:

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 RACY_SECONDS = 2.0
 MAX_ENTRIES = 16
+#: Projects whose last good spool is remembered (the oldest is forgotten first).
+MAX_ROUTES = 64
 #: A cache file larger than this is not one we wrote (16 entries of a config): ignored.
 MAX_BYTES = 1024 * 1024
 VERSION = 1
@@ -68,7 +70,12 @@ class ConfigCache:
     def __init__(self, path: str, *, now_ns: Callable[[], int] = time.time_ns) -> None:
         self.path = path
         self.now_ns = now_ns
-        self.entries: dict[str, Any] = _load(path)
+        body = _load(path)
+        files, routes = body.get("files"), body.get("routes")
+        self.entries: dict[str, Any] = files if isinstance(files, dict) else {}
+        #: project -> the spool and log directories of its last configuration that
+        #: loaded without a problem (see :meth:`route`)
+        self.routes: dict[str, Any] = routes if isinstance(routes, dict) else {}
         self.changed = False
 
     def get(self, name: str, info: os.stat_result) -> dict[str, Any] | None:
@@ -95,9 +102,34 @@ class ConfigCache:
             del self.entries[next(iter(self.entries))]
         self.changed = True
 
+    def route(self, project: str) -> tuple[str, str] | None:
+        """(spool dir, logs dir) of ``project``'s last configuration that loaded cleanly.
+
+        An event captured while the configuration cannot be read (a TOML typo, a bad
+        value) goes there, to the spool its daemon already delivers, rather than to a
+        spool nothing will ever deliver once the file is fixed.
+        """
+        entry = self.routes.get(project)
+        if isinstance(entry, dict):
+            spool, logs = entry.get("spool"), entry.get("logs")
+            if isinstance(spool, str) and isinstance(logs, str):
+                return spool, logs
+        return None
+
+    def remember_route(self, project: str, spool: str, logs: str) -> None:
+        """Record a clean load's directories; saved only when they changed."""
+        entry = {"spool": spool, "logs": logs}
+        if self.routes.get(project) == entry:
+            return
+        self.routes.pop(project, None)
+        self.routes[project] = entry
+        while len(self.routes) > MAX_ROUTES:
+            del self.routes[next(iter(self.routes))]
+        self.changed = True
+
     def save(self) -> None:
         if self.changed:
-            _save(self.path, {"version": VERSION, "files": self.entries})
+            _save(self.path, {"version": VERSION, "files": self.entries, "routes": self.routes})
             self.changed = False
 
 
@@ -116,8 +148,7 @@ def _load(path: str) -> dict[str, Any]:
         os.close(fd)
     if not isinstance(body, dict) or body.get("version") != VERSION:
         return {}
-    files = body.get("files")
-    return files if isinstance(files, dict) else {}
+    return body
 
 
 def _private_file(info: os.stat_result) -> bool:

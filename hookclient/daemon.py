@@ -27,16 +27,30 @@ def queued_script() -> str:
     return os.path.join(os.path.dirname(sys.executable), "queued")
 
 
-def start(spool_dir: str | os.PathLike[str], idle_exit: float, config: str | None) -> int | None:
+def start(
+    spool_dir: str | os.PathLike[str],
+    idle_exit: float,
+    config: str | None,
+    *,
+    replace: bool = False,
+    claimed: bool = False,
+) -> int | None:
     """Spawn ``queued run --idle-exit N --autostarted``; its pid, or None if another
-    hook is already starting one.  Raises OSError when it cannot be started."""
+    hook is already starting one.  Raises OSError when it cannot be started.
+
+    ``replace``: a daemon runs on this spool with another endpoint, token or signing
+    secret (its fingerprint differs); the new one (``--replace``) stops it and takes
+    the lock, so that the hook itself never waits for the old one to finish.
+    ``claimed``: the caller holds the start marker already (:func:`retire`)."""
     script = queued_script()
     marker = os.path.join(spool_dir, "daemon.starting")
     if not os.access(script, os.X_OK):
         raise FileNotFoundError(2, f"no queued script at {script}")
-    if not _claim_start(marker):
+    if not claimed and not _claim_start(marker):
         return None
     argv = [str(script), "run", "--idle-exit", f"{idle_exit:g}", "--autostarted"]
+    if replace:
+        argv.append("--replace")
     if config:
         argv += ["--config", os.path.abspath(config)]
     devnull = os.devnull
@@ -55,6 +69,25 @@ def start(spool_dir: str | os.PathLike[str], idle_exit: float, config: str | Non
         except FileNotFoundError:
             pass
         raise
+
+
+def retire(spool_dir: str, pid: object) -> bool:
+    """Ask a daemon with another configuration to stop (SIGTERM: it claims nothing
+    more and exits once its in-flight deliveries end), before this hook spools its
+    event, so that the event is not sent with the old token.  Only the hook that wins
+    the start marker does it (it then starts the replacement with ``claimed``); False
+    when another hook is already replacing it."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if not _claim_start(os.path.join(spool_dir, "daemon.starting")):
+        return False
+    import signal
+
+    try:  # noqa: SIM105 - contextlib.suppress would cost the hook 0.4 ms of import
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        pass  # gone already, or not ours: the replacement finds the lock free or says why
+    return True
 
 
 def _claim_start(marker: str) -> bool:

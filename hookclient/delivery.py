@@ -283,9 +283,11 @@ def _is_tls(exc: Exception) -> bool:
     import ssl
 
     cause: BaseException | None = exc
-    while cause is not None:
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:  # a chain can loop back on itself
         if isinstance(cause, ssl.SSLError):
             return True
+        seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return "SSL" in str(exc) or "certificate" in str(exc).lower()
 

@@ -6,22 +6,32 @@ never printed: the token check says only whether one is set and where it comes f
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from hookclient.clock import parse_iso
-from hookclient.config import Config, default_paths, load_config, safe_url
-from hookclient.errors import ConfigError
+from hookclient.config import Config, default_paths, fingerprint, load_config, safe_url
+from hookclient.envelope import StdinCapture, build, dumps
+from hookclient.errors import SpoolError
 from hookclient.lockprobe import lock_held
+from hookclient.spool import Spool
+
+if TYPE_CHECKING:
+    from hookclient.delivery import Outcome
 
 LOW_DISK = 100 * 1024 * 1024
+#: The event doctor POSTs: a real envelope, which the receiver stores like any other.
+TEST_EVENT = "hookclient.test"
 
 
 @dataclass(frozen=True)
@@ -33,12 +43,11 @@ class Check:
 
 
 def run_checks(environ: Mapping[str, str], config_path: str | None) -> list[Check]:
-    try:
-        config = load_config(default_paths(environ, config_path), environ)
-    except ConfigError as exc:
-        return [Check("config", "FAIL", str(exc), "fix the key named above")]
-    files = ", ".join(str(p) for p in config.files) or "defaults and environment only"
-    checks = [Check("config", "OK", f"valid ({files})")]
+    """Every check, always: a broken config is reported problem by problem, and the rest
+    runs on what the hook itself would use (the lenient config, defaults for bad values),
+    so one typo does not hide a dead endpoint or an unwritable spool."""
+    config = load_config(default_paths(environ, config_path), environ, strict=False)
+    checks = _config(config)
     for check in (
         _endpoint,
         _token,
@@ -46,6 +55,7 @@ def run_checks(environ: Mapping[str, str], config_path: str | None) -> list[Chec
         _spool,
         _daemon,
         _backlog,
+        _other_spools,
         _breaker,
         _logs,
         _claude_settings,
@@ -55,6 +65,42 @@ def run_checks(environ: Mapping[str, str], config_path: str | None) -> list[Chec
         except Exception as exc:  # noqa: BLE001 - a broken check is reported, not fatal
             checks.append(Check(check.__name__.strip("_"), "FAIL", f"check crashed: {exc!r}"))
     return checks
+
+
+def _config(config: Config) -> list[Check]:
+    """One OK line, or one FAIL line per problem, each with the fix for that problem."""
+    if config.problems:
+        return [Check("config", "FAIL", p, _config_fix(p)) for p in config.problems]
+    files = ", ".join(str(p) for p in config.files) or "defaults and environment only"
+    return [Check("config", "OK", f"valid ({files})")]
+
+
+#: The shapes of hookclient.config's messages: ``queue.dir in FILE: expected X, got V``,
+#: ``unknown key endpoint.timout in FILE...``, ``config file FILE cannot be read: ...``.
+_BAD_VALUE = re.compile(r"(\w+)\.(\w+) in (.+?): expected (.+?), got ")
+_UNKNOWN_KEY = re.compile(r"unknown key (\w+)\.(.+?) in (.+?)(?:: did you mean .*)? \(known: ")
+_UNKNOWN_SECTION = re.compile(r"unknown section (\[.*?\]) in (.+?)(?:: did you mean .*)?$")
+_BAD_FILE = re.compile(r"config file (.+?) cannot be read: ")
+
+
+def _config_fix(problem: str) -> str:
+    """The fix for one problem, read back from its message (which names key and file)."""
+    if "; run: " in problem:
+        return problem.rsplit("; run: ", 1)[1]
+    if found := _BAD_FILE.match(problem):
+        return f"fix the TOML in {found[1]} at the line and column named above, or remove the file"
+    if found := _UNKNOWN_KEY.match(problem):
+        return f"rename or remove {found[2]} under [{found[1]}] in {found[3]}"
+    if found := _UNKNOWN_SECTION.match(problem):
+        return f"rename or remove the section {found[1]} in {found[2]}"
+    if found := _BAD_VALUE.match(problem):
+        section, key, origin, expected = found.groups()
+        if origin.startswith("env "):
+            return f"set {origin[4:]} to {expected}, or unset it"
+        return f"set [{section}] {key} in {origin} to {expected}"
+    if found := re.match(r"(endpoint|delivery|queue|logs)\.(\w+)", problem):
+        return f"fix [{found[1]}] {found[2]} as said above"
+    return "fix what is named above (`hookclient config show` says where each value comes from)"
 
 
 def _endpoint(config: Config, environ: Mapping[str, str]) -> Check:
@@ -75,58 +121,204 @@ def _endpoint(config: Config, environ: Mapping[str, str]) -> Check:
 
 
 def _token(config: Config, environ: Mapping[str, str]) -> Check:
-    if config.endpoint.token:
-        return Check("token", "OK", f"set (from {config.endpoint.token_source}; not shown)")
-    return Check(
-        "token",
-        "WARN",
-        f"no token: {config.endpoint.token_env} is unset",
+    endpoint = config.endpoint
+    if endpoint.token:
+        return Check("token", "OK", f"set (from {endpoint.token_source}; not shown)")
+    detail = f"no token: {endpoint.token_env} is unset"
+    if endpoint.token_file:
+        detail += f" and {endpoint.token_file} holds none"
+    return Check("token", "WARN", detail, _no_token_fix(config))
+
+
+def _no_token_fix(config: Config) -> str:
+    return (
         f"export {config.endpoint.token_env}=... in the environment Claude Code runs "
-        "in, or set [endpoint] token_file (chmod 600)",
+        "in, or set [endpoint] token_file (chmod 600)"
     )
 
 
 def _reachable(config: Config, environ: Mapping[str, str]) -> Check:
-    url = config.endpoint.url
-    if not url:
+    """POST a real ``hookclient.test`` envelope through the Sender that ``send`` uses
+    (same headers, token, signing and TLS), so a wrong path or a refused token is a FAIL
+    here, not a failed/ directory filling up later.  The event is never spooled."""
+    if not config.endpoint.url:
         return Check("reachable", "WARN", "skipped: no endpoint url")
-    import httpx
-
     from hookclient.delivery import Sender
+    from hookclient.errors import DeliveryError
 
-    sender = Sender(config.endpoint)
-    base = url.split("://", 1)[0] + "://" + url.split("://", 1)[1].split("/", 1)[0]
+    envelope = _test_envelope(config)
     try:
-        try:
-            answer = sender.client.get(base + "/healthz", timeout=config.endpoint.timeout)
-            how = "GET /healthz"
-            if answer.status_code == 404:
-                answer = sender.client.request("OPTIONS", url, timeout=config.endpoint.timeout)
-                how = "OPTIONS"
-        except httpx.ConnectError as exc:
-            tls = "certificate" in str(exc).lower() or "ssl" in str(exc).lower()
-            fix = (
-                "check ca_bundle / the server's certificate"
-                if tls
-                else "start the receiver, or check the url and the network"
-            )
-            return Check("reachable", "FAIL", f"{'TLS' if tls else 'cannot connect'}: {exc}", fix)
-        except httpx.HTTPError as exc:
-            return Check(
-                "reachable",
-                "FAIL",
-                f"{type(exc).__name__}: {exc}",
-                "check the url and that the server answers within endpoint.timeout",
-            )
+        sender = Sender(config.endpoint)
+    except OSError as exc:  # ca_bundle missing or not PEM: ssl cannot load it
+        return Check(
+            "reachable",
+            "FAIL",
+            f"cannot load [endpoint] ca_bundle {config.endpoint.ca_bundle}: {exc}",
+            "set [endpoint] ca_bundle to a readable PEM file of CA certificates",
+        )
+    try:
+        outcome = sender.post(envelope, dumps(envelope), attempt=1, timeout=config.endpoint.timeout)
+    except DeliveryError as exc:  # Sender.post raises what it did not deliver
+        outcome = exc.outcome
     finally:
         sender.close()
-    return Check("reachable", "OK", f"{how} answered HTTP {answer.status_code}")
+    return _judge(outcome, config)
+
+
+def _test_envelope(config: Config) -> dict[str, Any]:
+    """An envelope built as the hook builds one, from a small payload of its own."""
+    payload = json.dumps({"hook_event_name": TEST_EVENT, "doctor": True}).encode()
+    delivery = config.delivery
+    return build(
+        StdinCapture(payload, len(payload), truncated=False, timed_out=False),
+        event_flag=TEST_EVENT,
+        redact_keys=delivery.redact_keys,
+        limit=delivery.max_payload_bytes,
+        redact_patterns=delivery.redact_patterns,
+    )
+
+
+def _judge(outcome: Outcome, config: Config) -> Check:
+    """DESIGN.md's outcome table, read as what ``send`` would do with every event."""
+    url = safe_url(config.endpoint.url) or ""
+    if outcome.kind == "delivered":
+        detail = f"POST {url} answered {outcome.detail}: a test event ({TEST_EVENT}) was accepted"
+        return Check("reachable", "OK", detail)
+    if outcome.status in (401, 403):
+        return _refused(outcome.status, config)
+    if outcome.status == 404:
+        path = urlsplit(config.endpoint.url or "").path or "/"
+        return Check(
+            "reachable",
+            "FAIL",
+            f"POST {url} answered {outcome.detail}: nothing takes events at {path}",
+            "fix [endpoint] url (HOOKCLIENT_ENDPOINT_URL): the path is wrong "
+            "(the reference receiver takes POST /hooks)",
+        )
+    if outcome.kind == "permanent":
+        return _permanent(outcome, url)
+    return _retryable(outcome, url, config.endpoint.timeout)
+
+
+def _refused(status: int, config: Config) -> Check:
+    endpoint = config.endpoint
+    if not endpoint.token:
+        detail = f"the endpoint wants a token and none is set (HTTP {status})"
+        return Check("reachable", "FAIL", detail, _no_token_fix(config))
+    if endpoint.token_source.startswith("file "):
+        fix = (
+            f"write the token the endpoint expects into {endpoint.token_source[5:]} "
+            f"(chmod 600), or set {endpoint.token_env}, which comes first"
+        )
+    else:
+        fix = (
+            f"set {endpoint.token_env} to the token the endpoint expects, in the environment "
+            f"Claude Code runs in (the token sent came from {endpoint.token_source})"
+        )
+    return Check("reachable", "FAIL", f"the endpoint refused the token (HTTP {status})", fix)
+
+
+def _permanent(outcome: Outcome, url: str) -> Check:
+    fix = "check that [endpoint] url is the receiver's webhook URL (HOOKCLIENT_ENDPOINT_URL)"
+    if outcome.status is None:  # not a URL that can be POSTed to
+        return Check("reachable", "FAIL", f"cannot POST to {url}: {outcome.detail}", fix)
+    detail = f"POST {url} answered {outcome.detail}: send would move every event to failed/"
+    return Check("reachable", "FAIL", detail, fix)
+
+
+def _retryable(outcome: Outcome, url: str, timeout: float) -> Check:
+    """Connect refused, timeout, reset, TLS or a failing server: events would wait."""
+    if outcome.error == "connect":
+        detail = f"cannot connect to {url}: {outcome.detail}"
+        fix = "start the receiver, or check the url and the network; events wait in pending/"
+        return Check("reachable", "FAIL", detail, fix + " meanwhile")
+    if outcome.error == "tls":
+        return Check(
+            "reachable",
+            "FAIL",
+            f"TLS failed for {url}: {outcome.detail}",
+            "set [endpoint] ca_bundle to the CA that signed the server's certificate, "
+            "or fix the certificate",
+        )
+    if outcome.error == "timeout":
+        return Check(
+            "reachable",
+            "FAIL",
+            f"no answer from {url} within {timeout:g} s: {outcome.detail}",
+            f"check that the receiver runs and answers within [endpoint] timeout ({timeout:g} s)",
+        )
+    if outcome.status is not None:
+        return Check(
+            "reachable",
+            "FAIL",
+            f"POST {url} answered {outcome.detail}: the endpoint is failing",
+            "see the receiver's logs; events wait in pending/ and go out once it recovers",
+        )
+    return Check(
+        "reachable",
+        "FAIL",
+        f"{url}: {outcome.detail}",
+        "check the url and the network (a proxy or a firewall?); events wait in pending/",
+    )
 
 
 def _spool(config: Config, environ: Mapping[str, str]) -> Check:
+    """Make the spool as ``send`` makes it (Spool.ensure: every state directory, 0700):
+    a directory that cannot be made means every event is lost, so it is a FAIL.  While
+    the config has problems nothing is created (the hook may spool elsewhere then, and
+    the new spool would record the wrong endpoint): the nearest existing parent is
+    checked instead."""
     root = config.queue.dir
-    if not root.exists():
-        return Check("spool", "OK", f"{root} (not created yet: the first event creates it)")
+    existed = root.is_dir()
+    creates = existed or not config.problems
+    problem = _make_spool(config) if creates else _cannot_create(root)
+    if problem is not None:
+        verb = "write to" if existed else "create"
+        return Check(
+            "spool",
+            "FAIL",
+            f"cannot {verb} {problem.filename or root}: {problem.strerror or problem} "
+            "(send would exit 1 and the event would be lost)",
+            "set [queue] dir to a directory you can write (HOOKCLIENT_QUEUE_DIR)",
+        )
+    if not root.is_dir():
+        return Check("spool", "OK", f"{root} can be created (not yet: the config has problems)")
+    return _spool_state(root, "" if existed else " (created)")
+
+
+def _make_spool(config: Config) -> OSError | None:
+    """Create (or probe) the spool the way the hook and the daemon do; the OS error if not."""
+    spool = Spool(
+        config.queue.dir,
+        max_bytes=config.queue.max_spool_bytes,
+        endpoint=safe_url(config.endpoint.url),
+    )
+    try:
+        spool.ensure()
+    except SpoolError as exc:
+        return exc.__cause__ if isinstance(exc.__cause__, OSError) else OSError(str(exc))
+    probe = spool.root / f".doctor-{os.getpid()}"
+    try:  # the directories may exist, read-only: a file is what send writes
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        return OSError(exc.errno, exc.strerror, spool.root_str)
+    return None
+
+
+def _cannot_create(root: Path) -> OSError | None:
+    """Could ``root`` be made?  Its nearest existing parent must be a writable directory."""
+    parent = root
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(root))
+    return None
+
+
+def _spool_state(root: Path, made: str) -> Check:
     mode = stat.S_IMODE(root.stat().st_mode)
     if mode & 0o077:
         return Check(
@@ -135,8 +327,6 @@ def _spool(config: Config, environ: Mapping[str, str]) -> Check:
             f"{root} is readable by others (mode {mode:o})",
             f"chmod -R go-rwx {root}",
         )
-    if not os.access(root, os.W_OK):
-        return Check("spool", "FAIL", f"{root} is not writable", "fix its owner or permissions")
     free = shutil.disk_usage(root).free
     if free < LOW_DISK:
         return Check(
@@ -145,7 +335,7 @@ def _spool(config: Config, environ: Mapping[str, str]) -> Check:
             f"{root}: only {free // 1024 // 1024} MiB free",
             "free disk space: a full disk is the one way an event can be lost",
         )
-    return Check("spool", "OK", f"{root} private, writable, {free // 1024 // 1024} MiB free")
+    return Check("spool", "OK", f"{root}{made} private, writable, {free // 1024 // 1024} MiB free")
 
 
 def _daemon(config: Config, environ: Mapping[str, str]) -> Check:
@@ -153,7 +343,15 @@ def _daemon(config: Config, environ: Mapping[str, str]) -> Check:
     if lock_held(root / "daemon.lock"):
         info = _json(root / "daemon.pid") or {}
         how = "autostarted" if info.get("autostarted") else "started by hand or a service"
-        return Check("daemon", "OK", f"running, pid {info.get('pid', '?')} ({how})")
+        running = f"running, pid {info.get('pid', '?')} ({how})"
+        if info and info.get("fingerprint") != fingerprint(config.endpoint):
+            return Check(
+                "daemon",
+                "WARN",
+                f"{running}, with another endpoint, token or signing secret than this shell's",
+                "`queued restart` (in auto mode the next hook event replaces it too)",
+            )
+        return Check("daemon", "OK", running)
     waiting = any((root / "pending").glob("*.json"))
     if config.delivery.mode == "auto" and config.delivery.autostart and not waiting:
         return Check("daemon", "OK", "not running (auto mode starts it with the next event)")
@@ -203,6 +401,28 @@ def _backlog(config: Config, environ: Mapping[str, str]) -> Check:
     return Check("backlog", "OK", text)
 
 
+def _other_spools(config: Config, environ: Mapping[str, str]) -> Check:
+    """Events in another spool (an old URL's, the unrouted one) reach this endpoint
+    only when adopted: they are never moved between endpoints silently."""
+    from hookclient.spools import others
+
+    found = others(config)
+    if not found:
+        return Check("spools", "OK", "no other spool holds events")
+    parts = [
+        f"{info.dir} ({info.label()}): "
+        + ", ".join(f"{v} {k}" for k, v in info.counts.items() if v)
+        for info in found
+    ]
+    fixes = "; ".join(info.adopt_command() for info in found)
+    return Check(
+        "spools",
+        "WARN",
+        "other spools hold events that nothing sends to this endpoint: " + "; ".join(parts),
+        f"to send them here: {fixes} (or `queued purge` them there)",
+    )
+
+
 def _breaker(config: Config, environ: Mapping[str, str]) -> Check:
     state = _json(config.queue.dir / "breaker.json") or {"state": "closed"}
     if state.get("state") == "open" and float(state.get("openUntil", 0)) > time.time():
@@ -227,7 +447,8 @@ def _logs(config: Config, environ: Mapping[str, str]) -> Check:
             "logs",
             "FAIL",
             f"{directory} is not writable: {exc.strerror}",
-            "fix its permissions or set [logs] dir",
+            "fix its permissions, or set [logs] dir to a directory you can write "
+            "(HOOKCLIENT_LOGS_DIR)",
         )
     return Check("logs", "OK", f"{directory} writable")
 

@@ -40,10 +40,10 @@ import time
 
 from hookclient import envelope as env
 from hookclient.clock import utc_iso
-from hookclient.config import default_files, load_config
+from hookclient.config import default_files, load_config, safe_url
 from hookclient.configcache import ConfigCache, default_file
 from hookclient.errors import SpoolError
-from hookclient.logs import LogWriter
+from hookclient.logs import BREAKER_CLOSED, BREAKER_OPENED, RETRY_FAILED, LogWriter
 from hookclient.spool import Record, Spool, State, new_state
 
 TYPE_CHECKING = False
@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 #: Past the budget, the alarm gets this long before it interrupts a hanging request.
 ALARM_GRACE = 0.2
+#: Why an auto-mode hook starts a daemon although one runs.
+REPLACING = "daemon delivers with another endpoint, token or signing secret: replacing it"
 
 
 class SendOptions:
@@ -93,23 +95,43 @@ class BudgetExceeded(BaseException):
 class Hook:
     """One run of the hook: one event, one envelope, one spool record."""
 
-    def __init__(self, config: Config, options: SendOptions, started: float) -> None:
+    def __init__(
+        self,
+        config: Config,
+        options: SendOptions,
+        started: float,
+        route: tuple[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.options = options
         self.started = started
+        #: where this event goes: the configuration's spool and logs, or (when the
+        #: configuration has a problem) those of the last one that worked (:func:`route`)
+        self.spool_dir, logs_dir = route or (config.queue.dir_str, config.logs.dir_str)
         self.log = LogWriter(
-            config.logs.dir_str,
+            logs_dir,
             component="hook",
             level=config.logs.level,
             max_bytes=config.logs.max_bytes,
             backups=config.logs.backups,
         )
-        self.spool = Spool(config.queue.dir_str, max_bytes=config.queue.max_spool_bytes)
+        self.spool = Spool(
+            self.spool_dir,
+            max_bytes=config.queue.max_spool_bytes,
+            endpoint=None if config.problems else safe_url(config.endpoint.url),
+        )
         self._breaker: Breaker | None = None
-        self.ids: dict[str, Any] = {"requestId": None}
+        self._holder: dict[str, object] | None = None
+        # "spool" on every line: the logs directory is shared by the spools of every
+        # endpoint, and `queued status` reads only its own spool's lines
+        self.ids: dict[str, Any] = {"requestId": None, "spool": self.spool_dir}
         self.probe = False
         self.breaker_opened = False
         self.spooled = False
+        #: error.log's line for the last failed try, held until what follows it is known
+        self._failure: dict[str, Any] | None = None
+        #: the breaker's state when that failure opened it
+        self._opened: dict[str, Any] | None = None
 
     @property
     def breaker(self) -> Breaker:
@@ -120,7 +142,7 @@ class Hook:
 
             queue = self.config.queue
             self._breaker = Breaker(
-                os.path.join(queue.dir_str, "breaker.json"),
+                os.path.join(self.spool_dir, "breaker.json"),
                 failures=queue.breaker_failures,
                 cooldown=queue.breaker_cooldown,
             )
@@ -145,17 +167,20 @@ class Hook:
             "traceId": envelope["traceId"],
             "spanId": envelope["spanId"],
             "event": envelope["event"],
+            "spool": self.spool_dir,
         }
         self._report_input(envelope)
         mode, why = self._mode()
+        if mode == "replace" and not self._retire():
+            mode, why = "spool", "daemon being replaced by another hook"
         record = self._spool(envelope, "direct" if mode == "direct" else "spool", why)
         if record is None:
             return 1
         self.spooled = True
         if mode == "direct":
             self._deliver(record)
-        elif mode == "autostart":
-            self._autostart(record)
+        elif mode in ("autostart", "replace"):
+            self._autostart(record, replace=mode == "replace")
         return 0
 
     def _report_input(self, envelope: dict[str, Any]) -> None:
@@ -192,11 +217,29 @@ class Hook:
         if mode == "auto":
             from hookclient.lockprobe import lock_held
 
-            if lock_held(os.path.join(self.config.queue.dir_str, "daemon.lock")):
+            if lock_held(os.path.join(self.spool_dir, "daemon.lock")):
+                if self.config.delivery.autostart and self._daemon_differs():
+                    return "replace", REPLACING
                 return "spool", "daemon running"
             if self.config.delivery.autostart:
                 return "autostart", "no daemon running: starting one"
         return self._direct()
+
+    def _daemon_differs(self) -> bool:
+        """Does the running daemon deliver with another endpoint, token or signing
+        secret than this hook's?  A missing or unreadable pid file says nothing (a
+        daemon on a full disk may have none): no replacement on a guess."""
+        from hookclient.config import fingerprint
+        from hookclient.lockprobe import holder
+
+        info = holder(self.spool_dir)
+        self._holder = info
+        return info is not None and info.get("fingerprint") != fingerprint(self.config.endpoint)
+
+    def _retire(self) -> bool:
+        from hookclient import daemon
+
+        return daemon.retire(self.spool_dir, (self._holder or {}).get("pid"))
 
     def _direct(self) -> tuple[str, str]:
         verdict = self.breaker.check()
@@ -235,13 +278,18 @@ class Hook:
 
     # -- auto mode: a daemon delivers ---------------------------------------------------
 
-    def _autostart(self, record: Record) -> None:
-        """Start ``queued`` detached; if that is impossible, deliver this one directly."""
+    def _autostart(self, record: Record, *, replace: bool = False) -> None:
+        """Start ``queued`` detached (``replace``: one that takes over from a daemon
+        with another configuration); if that is impossible, deliver this one directly."""
         from hookclient import daemon
 
         try:
             started = daemon.start(
-                self.config.queue.dir_str, self.config.queue.idle_exit, self.options.config
+                self.spool_dir,
+                self.config.queue.idle_exit,
+                self.options.config,
+                replace=replace,
+                claimed=replace,
             )
         except OSError as exc:
             problem = f"cannot start queued: {exc.strerror or exc}"
@@ -330,12 +378,65 @@ class Hook:
             elapsedMs=round(outcome.elapsed_ms, 1),
             **{**self.ids, "spanId": outcome.span_id or self.ids["spanId"]},
         )
+        self._report_failure()  # the try before this one failed: it was tried again
         if outcome.kind == "retryable":
-            self.breaker_opened = self.breaker.failure()
+            self._count_failure(outcome)
         elif outcome.kind == "delivered" or outcome.status is not None:
             # any HTTP answer, even a 4xx, means the endpoint is up: the run of
             # retryable outcomes that opens the breaker is broken (as in the daemon)
-            self.breaker.success()
+            self._log_closed(outcome, self.breaker.success())
+
+    def _count_failure(self, outcome: Outcome) -> None:
+        """Tell the breaker (an open one stops the inline retries), and hold this try's
+        error.log line until :meth:`_report_failure` knows what follows it."""
+        opened, breaker = self.breaker.failed()
+        self.breaker_opened = breaker.get("state") == "open"
+        self._opened = breaker if opened else None
+        self._failure = {
+            "attempt": outcome.attempt,
+            "status": outcome.status,
+            "outcome": outcome.kind,
+            "error": outcome.detail,
+            **{**self.ids, "spanId": outcome.span_id or self.ids["spanId"]},
+        }
+
+    def _report_failure(self, next_attempt_at: str | None = None) -> None:
+        """error.log's line for the last failed try, written once what follows it is
+        known, so that it can say when the event goes out again: another inline try
+        (no nextAttemptAt), or the spool's due time.  Then the breaker's opening, if
+        that failure opened it.  (A hook killed in between loses these two lines; its
+        queue.log "attempt" line is already written.)"""
+        fields, self._failure = self._failure, None
+        if fields is None:
+            return
+        self.log.log("error", "warning", RETRY_FAILED, nextAttemptAt=next_attempt_at, **fields)
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            self.log.log(
+                "error",
+                "warning",
+                BREAKER_OPENED,
+                failures=opened.get("failures"),
+                cooldown=self.breaker.cooldown,
+                openUntil=utc_iso(float(opened.get("openUntil", 0))),
+                **self.ids,
+            )
+
+    def _log_closed(self, outcome: Outcome, was: dict[str, Any] | None) -> None:
+        """error.log: this answer closed the breaker that ``was`` open (once: the
+        breaker says which caller closed it)."""
+        if was is None:
+            return
+        opened_at = was.get("openedAt")
+        self.log.log(
+            "error",
+            "warning",
+            BREAKER_CLOSED,
+            status=outcome.status,
+            failures=was.get("failures"),
+            openedAt=utc_iso(float(opened_at)) if opened_at else None,
+            **{**self.ids, "spanId": outcome.span_id or self.ids["spanId"]},
+        )
 
     def _delivered(self, record: Record, outcome: Outcome) -> None:
         self.spool.remove(record)
@@ -386,6 +487,8 @@ class Hook:
         if outcome is None:  # the alarm cut a request that outlived the budget
             detail = "hook budget exhausted while the request was in flight"
             record.state["lastError"] = {"kind": "timeout", "status": None, "detail": detail}
+            self._report_failure()  # a try before it failed, if any: it was tried again
+            self._failure = {"outcome": "retryable", "error": detail, **self.ids}
         delay = next_delay(
             0,
             schedule=queue.backoff,
@@ -409,6 +512,7 @@ class Hook:
             elapsedMs=self._elapsed(),
             **self.ids,
         )
+        self._report_failure(utc_iso(due))
 
     def _elapsed(self) -> float:
         return round((time.monotonic() - self.started) * 1000, 1)
@@ -423,6 +527,42 @@ def _without_async_backends() -> list[str]:
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]
     return blocked
+
+
+def route(config: Config, paths: list[str], cache: ConfigCache | None) -> tuple[str, str]:
+    """(spool dir, logs dir) for this event.
+
+    A configuration that loaded cleanly with an endpoint is remembered for its project
+    (its set of config files).  One that cannot be read (a file that does not parse,
+    an invalid url or directory) sends the event to the spool of the last clean one,
+    whose daemon may be delivering already and will once the file is fixed; with none,
+    to the ``unrouted`` spool, which ``queued status`` and ``hookclient doctor`` point
+    at (``queued adopt``).  A bad value elsewhere (``inline_attempts = "three"``)
+    leaves the endpoint and spool as named: the event goes there, spooled.
+    """
+    project = "\0".join(paths)
+    if not config.problems:
+        if config.endpoint.url and cache is not None:
+            cache.remember_route(project, config.queue.dir_str, config.logs.dir_str)
+            cache.save()
+        return config.queue.dir_str, config.logs.dir_str
+    if _readable(config, paths):  # a bad value elsewhere: its own spool is the right one
+        return config.queue.dir_str, config.logs.dir_str
+    known = cache.route(project) if cache is not None else None
+    if known is not None:
+        return known
+    from hookclient.config import unrouted_spool_dir
+
+    return unrouted_spool_dir(), config.logs.dir_str
+
+
+def _readable(config: Config, paths: list[str]) -> bool:
+    """Every config file that exists was parsed, and the endpoint, spool and log
+    directory are the ones it names (not defaults standing in for invalid values)."""
+    where = ("endpoint.url", "queue.dir", "logs.dir")
+    if any(config.sources[k].startswith("default (invalid") for k in where):
+        return False
+    return all(p in config.file_names or not os.path.exists(p) for p in paths)
 
 
 def _config_cache() -> ConfigCache | None:
@@ -515,8 +655,9 @@ def send(
     hook: Hook | None = None
     try:
         paths = default_files(environ, options.config)
-        config = load_config(paths, environ, overrides, strict=False, cache=_config_cache())
-        hook = Hook(config, options, started)
+        cache = _config_cache()
+        config = load_config(paths, environ, overrides, strict=False, cache=cache)
+        hook = Hook(config, options, started, route(config, paths, cache))
         return hook.run(stdin_fd)
     except (Exception, BudgetExceeded) as exc:  # noqa: BLE001 - the last line of defence
         import traceback

@@ -18,6 +18,7 @@ command, so a second run changes nothing and ``uninstall`` removes only ours.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hookclient import dirs
 from hookclient.config import Config
 from hookclient.errors import HookclientError
 
@@ -227,20 +229,57 @@ def _render(data: dict[str, Any], hooks: dict[str, Any], before: str) -> str:
     return json.dumps(new, indent=2, ensure_ascii=False) + "\n"
 
 
-def apply(plan: Plan) -> Path | None:
-    """Write the plan (backup first); returns the backup's path, if one was made."""
+def backup_dir() -> Path:
+    """Where the previous settings files are kept: ``<user state dir>/backups``.
+
+    Never next to the file: a project's ``.claude/`` is shared through git, and a backup
+    there would be committed, or clutter everyone's ``git status``.
+    """
+    return Path(dirs.user_state_dir()) / "backups"
+
+
+def write_backup(path: Path, text: str, directory: Path | None = None) -> Path:
+    """Save ``text`` (``path``'s old content) in ``directory``, 0600; return its path.
+
+    The name says which file it was (``<dir>-settings.json``, plus 8 hex of the full
+    path, since every project has a ``settings.json``) and when; two runs in one second
+    keep both backups.
+    """
+    directory = backup_dir() if directory is None else directory
+    digest = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:8]
+    stem = f"{path.parent.parent.name or 'root'}-{path.name}.{digest}"
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        for n in range(100):
+            backup = directory / f"{stem}.bak-{stamp}{f'-{n}' if n else ''}"
+            if _create_private(backup, text):
+                return backup
+    except OSError as exc:
+        raise InstallError(
+            f"cannot write a backup of {path} in {directory}: {exc.strerror}; nothing was changed"
+        ) from None
+    raise InstallError(f"too many backups of {path} in {directory} this second; try again")
+
+
+def _create_private(path: Path, text: str) -> bool:
+    """Write ``text`` to a new file made 0600; False if ``path`` already exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return True
+
+
+def apply(plan: Plan, backups: Path | None = None) -> Path | None:
+    """Write the plan (backup first, in ``backups`` or :func:`backup_dir`); returns the
+    backup's path, if one was made."""
     if not plan.changed:
         return None
+    backup = write_backup(plan.path, plan.before, backups) if plan.before else None
     plan.path.parent.mkdir(parents=True, exist_ok=True)
-    backup = None
-    if plan.before:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        backup = plan.path.with_name(f"{plan.path.name}.bak-{stamp}")
-        n = 1
-        while backup.exists():  # two runs in one second keep both backups
-            backup = plan.path.with_name(f"{plan.path.name}.bak-{stamp}-{n}")
-            n += 1
-        backup.write_text(plan.before, encoding="utf-8")
     tmp = plan.path.with_name(f".{plan.path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(plan.after, encoding="utf-8")

@@ -11,6 +11,32 @@ from __future__ import annotations
 
 import os
 
+from hookclient import jsoncodec
+
+#: A daemon's pid file is a few hundred bytes; anything larger is not one.
+PIDFILE_MAX = 65536
+
+
+def holder(spool_dir: str) -> dict[str, object] | None:
+    """The running daemon's ``daemon.pid`` (pid, fingerprint, ...), or None when it is
+    missing or unreadable.  Read by the hook only when the lock is held: one small
+    file, parsed with :mod:`hookclient.jsoncodec` (no json import)."""
+    try:
+        fd = os.open(os.path.join(spool_dir, "daemon.pid"), os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = jsoncodec.loads(os.read(fd, PIDFILE_MAX))
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
+    return info if isinstance(info, dict) else None
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO in its place must not hang the hook
+
 
 def lock_held(path: str | os.PathLike[str]) -> bool:
     try:

@@ -4,7 +4,8 @@ Four files (DESIGN.md "Logs"), chosen by what the line is about:
 
 - ``success.log``: deliveries that got a 2xx;
 - ``queue.log``: spool moves and attempts (spooled, claimed, retry scheduled, ...);
-- ``error.log``: warnings and errors (failed deliveries, bad config, hostile stdin);
+- ``error.log``: warnings and errors (failed deliveries, each try that failed and will
+  be retried, the circuit breaker opening and closing, bad config, hostile stdin);
 - ``debug.log``: detail, written only when ``level = "debug"``.
 
 Each line is one ``os.write`` on a descriptor opened with ``O_APPEND``, so lines from
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
 
 STREAMS = ("success", "queue", "error", "debug")
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+#: error.log messages that the hook and the daemon both write, and ``queued status``
+#: reads: a try that failed and will be retried, and the breaker's two transitions
+RETRY_FAILED = "delivery failed, will retry"
+BREAKER_OPENED = "circuit breaker opened"
+BREAKER_CLOSED = "circuit breaker closed"
 
 
 class LogWriter:

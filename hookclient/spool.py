@@ -11,7 +11,8 @@
                                         │   (owner gone/stale)   │ retries exhausted
                                         └─── replay-failed ── failed/ <┘
 
-      any file that cannot be parsed ──quarantine──> corrupt/
+      any file that cannot be parsed, or whose requestId is not a
+      lowercase UUID matching its name ──quarantine──> corrupt/
 
 Every state change is one ``os.replace`` in this module.  When the body must change too
 (a retry count, an owner), the new body is first written atomically over the file *in
@@ -55,6 +56,9 @@ USAGE_TTL = 10.0
 USAGE_FILE = "usage.json"
 #: The size of every file added since that count, one line each.
 GROWTH_FILE = "usage.log"
+#: ``{"endpoint": <url, credentials redacted, or null>}``: whom this spool's events are
+#: for, so that ``queued status``, ``doctor`` and ``queued adopt`` can name every spool.
+ENDPOINT_FILE = "endpoint.json"
 HISTORY_KEEP = 50
 
 
@@ -177,9 +181,17 @@ def file_name(envelope: dict[str, Any], now: float) -> str:
 class Spool:
     """A spool directory.  Cheap to construct; directories are made on first write."""
 
-    def __init__(self, root: StrPath, *, max_bytes: int = 1024 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        root: StrPath,
+        *,
+        max_bytes: int = 1024 * 1024 * 1024,
+        endpoint: str | None = None,
+    ) -> None:
         self.root_str = os.fspath(root)
         self.max_bytes = max_bytes
+        #: the endpoint URL (credentials redacted) recorded when this spool is created
+        self.endpoint = endpoint
         self._made = False
 
     @property
@@ -202,15 +214,35 @@ class Spool:
         """Create the state directories 0700 (chmod as well: the umask may be looser)."""
         if self._made:
             return
+        created = False
         for path in (self.root_str, *(self._dir(s) for s in State)):
             try:
                 os.makedirs(path, mode=0o700)
                 os.chmod(path, 0o700)
+                created = created or path == self.root_str
             except FileExistsError:
                 pass
             except OSError as exc:
                 raise _spool_error(exc, path) from exc
+        if created:
+            self.write_endpoint()
         self._made = True
+
+    def write_endpoint(self) -> None:
+        """Record whom this spool is for (best effort: a spool without the file is
+        still listed, as "endpoint unknown")."""
+        body = jsoncodec.dumps({"endpoint": self.endpoint}).encode()
+        _write_small(os.path.join(self.root_str, ENDPOINT_FILE), body)
+
+    def read_endpoint(self) -> tuple[bool, str | None]:
+        """(known, endpoint URL with credentials redacted, or None for no URL)."""
+        try:
+            body = _read_small(os.path.join(self.root_str, ENDPOINT_FILE))
+        except (OSError, ValueError):
+            return False, None
+        if not isinstance(body, dict) or not isinstance(body.get("endpoint"), str | None):
+            return False, None
+        return True, body["endpoint"]
 
     def check_private(self) -> None:
         """Refuse (:class:`SpoolError`) a spool another user owns, or that its group or
@@ -238,6 +270,14 @@ class Spool:
         size = self._write(record.file, record.body())
         self._grew(size)
         return record
+
+    def put(self, record: Record, where: State) -> Record:
+        """Write a record read from another spool into ``where`` here, under the same
+        name, durably (``queued adopt``); the caller removes the original after."""
+        self.ensure()
+        target = Record(os.path.join(self._dir(where), record.name), record.envelope, record.state)
+        self._write(target.file, target.body())
+        return target
 
     def update(self, record: Record) -> None:
         """Rewrite a record's body atomically where it is (same directory)."""
@@ -275,8 +315,16 @@ class Spool:
         except FileNotFoundError:
             pass
 
-    def claim(self, record: Record, owner: dict[str, Any]) -> Record | None:
-        """pending/ -> processing/ by rename; None when another claimant won the race."""
+    def claim(
+        self, record: Record, owner: dict[str, Any], *, keep_unrecorded: bool = False
+    ) -> Record | None:
+        """pending/ -> processing/ by rename; None when another claimant won the race.
+
+        When the owner cannot be written (disk full, read only) the claim is undone and
+        SpoolError raised, unless ``keep_unrecorded`` (the daemon, which holds the lock
+        and keeps the name in flight): then the file stays claimed with its old body and
+        ``owner["unrecorded"]`` says so, because a delivery is what frees the space.
+        Should the daemon die, its next start recovers the ownerless file."""
         target = os.path.join(self._dir(State.PROCESSING), record.name)
         try:
             os.replace(record.file, target)
@@ -289,8 +337,11 @@ class Spool:
             # directory is not: a claim lost to a power cut leaves the event in pending/
             # (or claimed by a dead owner, recovered), which is where it would go anyway.
             self._write(claimed.file, claimed.body(), sync_dir=False)
-        except SpoolError:  # disk full or read-only: unclaim, as it was, and say so
-            os.replace(target, record.file)
+        except SpoolError as exc:  # disk full or read-only
+            if keep_unrecorded:
+                owner["unrecorded"] = str(exc)
+                return claimed
+            os.replace(target, record.file)  # unclaim, as it was, and say so
             claimed.state.pop("owner", None)
             raise
         return claimed
@@ -369,6 +420,9 @@ class Spool:
             raise CorruptFile(
                 f"{os.fspath(path)}: not a spool record (needs envelope.requestId and state)"
             )
+        problem = _request_id_problem(os.fspath(path), body["envelope"]["requestId"])
+        if problem is not None:
+            raise CorruptFile(f"{os.fspath(path)}: {problem}")
         return Record(path, body["envelope"], body["state"])
 
     def names(self, state: State) -> list[str]:
@@ -491,6 +545,42 @@ class Spool:
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+_HEX = "0123456789abcdef"
+
+
+def is_request_id(value: str) -> bool:
+    """A canonical UUID string: 36 characters, lowercase hex with hyphens at 8, 13, 18
+    and 23.  The hook writes UUIDv7s so; the receiver refuses anything else (422).
+    String tests rather than a regex: importing ``re`` costs a hook 7 ms, and the
+    daemon reads every file it drains through here (the check and the name's take
+    0.5 µs of a 10 µs read of a 1 kB file, here)."""
+    hex_part = value.replace("-", "")
+    return (
+        len(value) == 36
+        and len(hex_part) == 32
+        and value[8] == value[13] == value[18] == value[23] == "-"
+        and not hex_part.strip(_HEX)
+    )
+
+
+def _request_id_problem(path: str, request_id: str) -> str | None:
+    """Why a parsed record's requestId rules it out, or None.
+
+    It goes into a header, the receiver's dedup key and every log line, so an id the
+    hook could not have written (``../../x``, an uppercase UUID) means the file was
+    made by something else: quarantined, never sent.  The file name must carry the same
+    id (``queued show``, ``trace`` and :meth:`Spool.find` go by the name): every move
+    keeps the name :func:`file_name` gave it, so a mismatch is a file copied or edited
+    by hand under another event's name.
+    """
+    if not is_request_id(request_id):
+        return f"requestId {request_id[:60]!r} is not a lowercase hyphenated UUID"
+    if not path.endswith(f"-{request_id}.json"):
+        name_id = os.path.basename(path).removesuffix(".json").partition("-")[2]
+        return f"named for {name_id[:60]!r}, holds {request_id}; not a file this client wrote"
+    return None
 
 
 def _who(mode: int) -> str:

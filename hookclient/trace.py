@@ -13,7 +13,7 @@ from typing import Any
 
 from hookclient.errors import HookclientError
 from hookclient.logs import log_files
-from hookclient.spool import Spool
+from hookclient.spool import Record, Spool
 
 FINAL = {"delivered": "delivered", "failed permanently": "failed", "retries exhausted": "failed"}
 
@@ -60,21 +60,40 @@ def timeline(log_dir: Path, request_id: str) -> tuple[str, list[dict[str, Any]]]
 
 
 def spool_state(spool_dir: Path, request_id: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the event is now: this configuration's spool first, then every other
+    spool on the machine (an old URL's, the unrouted one), then "delivered" from the
+    logs."""
     record = Spool(spool_dir).find(request_id) if spool_dir.exists() else None
     if record is not None:
-        state = record.state
-        return {
-            "state": record.where.value,
-            "file": str(record.path),
-            "attempts": state.get("attempts"),
-            "retries": state.get("retries"),
-            "nextAttemptAt": state.get("nextAttemptAt"),
-            "lastError": state.get("lastError"),
-        }
+        return _where(record)
+    from hookclient import spools
+
+    for directory in spools.candidates():
+        record = Spool(directory).find(request_id)
+        if record is not None:
+            info = spools.describe(directory)
+            found = _where(record)
+            found["note"] = (
+                f"in another spool ({info.label()}): nothing sends it to this endpoint "
+                f"until you run `{info.adopt_command()}`"
+            )
+            return found
     finals = [FINAL[x["msg"]] for x in lines if x.get("msg") in FINAL]
     if finals and finals[-1] == "delivered":
         return {"state": "delivered"}
-    return {"state": "not in the spool", "note": "purged, or spooled under another config"}
+    return {"state": "not in any spool", "note": "delivered before these logs begin, or purged"}
+
+
+def _where(record: Record) -> dict[str, Any]:
+    state = record.state
+    return {
+        "state": record.where.value,
+        "file": str(record.path),
+        "attempts": state.get("attempts"),
+        "retries": state.get("retries"),
+        "nextAttemptAt": state.get("nextAttemptAt"),
+        "lastError": state.get("lastError"),
+    }
 
 
 def format_line(line: dict[str, Any]) -> str:

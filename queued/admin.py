@@ -8,10 +8,12 @@ work whether a daemon runs or not: a replayed file lands in pending/ with an
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 from hookclient.clock import parse_iso, utc_iso
 from hookclient.config import Config, safe_url
 from hookclient.errors import CorruptFile, HookclientError
-from hookclient.logs import log_files
+from hookclient.logs import RETRY_FAILED, log_files
 from hookclient.spool import STATES, Record, Spool, State
 from queued.daemon import daemon_running
 
@@ -124,7 +126,7 @@ def status(config: Config) -> dict[str, Any]:
     if counts[State.CORRUPT.value]:
         warnings.append(
             f"{counts[State.CORRUPT.value]} file(s) in corrupt/: read them, repair "
-            "and move back to pending/, or `queued purge --state corrupt`"
+            "and move back to pending/, or `queued purge --state corrupt --older-than 0`"
         )
     return {
         "spool": str(config.queue.dir),
@@ -135,8 +137,8 @@ def status(config: Config) -> dict[str, Any]:
         "nextDueAt": utc_iso(next_due) if next_due else None,
         "daemon": daemon,
         "breaker": breaker,
-        "lastDelivery": _last_line(config.logs.dir, "success", "delivered"),
-        "lastFailure": _last_line(config.logs.dir, "error", FAILURES),
+        "lastDelivery": _last_line(config, "success", ("delivered",)),
+        "lastFailure": _last_line(config, "error", FAILURES),
     }
 
 
@@ -191,34 +193,62 @@ def _line_text(line: dict[str, Any] | None) -> str:
     return "  ".join(p for p in parts if p)
 
 
-#: error.log messages that mean an event did not get through (not mere warnings)
-FAILURES = ("failed permanently", "retries exhausted", "event could not be spooled")
+#: error.log messages that mean an event did not get through: for good, or for now
+#: (RETRY_FAILED: during an outage, the line that says why events wait)
+FAILURES = ("failed permanently", "retries exhausted", "event could not be spooled", RETRY_FAILED)
 
 
-def _last_line(log_dir: Path, stream: str, msg: str | tuple[str, ...]) -> dict[str, Any] | None:
-    """The newest line of ``stream`` about an event whose msg is (one of) ``msg``."""
-    for path in reversed([p for p in log_files(log_dir) if p.name.startswith(stream)]):
+def _last_line(config: Config, stream: str, wanted: tuple[str, ...]) -> dict[str, Any] | None:
+    """The newest line of ``stream`` about an event of this configuration's spool
+    whose msg is one of ``wanted``.
+
+    The daemons and hooks of every endpoint share one log directory, so a line counts
+    only if its ``spool`` field is this spool: the hook and the daemon write it on
+    every line (a few bytes; no other file, no other write on the hook's path).  Lines
+    from before that field name no spool and are skipped rather than misattributed.
+    Files are read backwards in blocks, to their start if need be (another endpoint's
+    busy daemon may have written megabytes since), and only lines whose raw bytes
+    name the spool are parsed.
+    """
+    spool = config.queue.dir_str
+    needle = f'"spool":{json.dumps(spool, ensure_ascii=False)}'.encode("utf-8", "replace")
+    paths = [p for p in log_files(config.logs.dir) if p.name.startswith(stream)]
+    for path in reversed(paths):
         try:
-            lines = _tail(path)
+            for raw in _lines_backwards(path):
+                line = _parse(raw) if needle in raw else None
+                if line and line.get("msg") in wanted and _about(line, spool):
+                    return line
         except OSError:
             continue
-        for raw in reversed(lines):
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue
-            wanted = (msg,) if isinstance(msg, str) else msg
-            if line.get("requestId") and line.get("msg") in wanted:
-                return dict(line)
     return None
 
 
-def _tail(path: Path, size: int = 65536) -> list[str]:
+def _lines_backwards(path: Path, block: int = 65536) -> Iterator[bytes]:
+    """The lines of ``path``, newest first, read in blocks from its end."""
     with path.open("rb") as fh:
-        fh.seek(0, 2)
-        end = fh.tell()
-        fh.seek(max(0, end - size))
-        return fh.read().decode("utf-8", "replace").splitlines()
+        end = fh.seek(0, 2)
+        carry = b""
+        while end > 0:
+            start = max(0, end - block)
+            fh.seek(start)
+            lines = (fh.read(end - start) + carry).split(b"\n")
+            end = start
+            carry = lines.pop(0) if start > 0 else b""  # cut by the block: completed next
+            yield from reversed(lines)
+
+
+def _about(line: dict[str, Any], spool: str) -> bool:
+    """Is ``line`` about an event of ``spool``?"""
+    return bool(line.get("requestId")) and line.get("spool") == spool
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) else None
 
 
 # -- list / show -------------------------------------------------------------------------
@@ -343,6 +373,7 @@ def _log(config: Config, msg: str, record: Record, **extra: Any) -> None:
         spanId=env.get("spanId"),
         event=env.get("event"),
         state="pending",
+        spool=config.queue.dir_str,
         **extra,
     )
 
@@ -354,7 +385,8 @@ def purge_candidates(config: Config, state: str, older_than: float) -> list[Path
     spool = open_spool(config)
     if state not in ("failed", "corrupt"):
         raise AdminError("purge works on --state failed or --state corrupt only")
-    cutoff = time.time() - older_than
+    # 0 means every file, even one dated after now (a clock that was set back)
+    cutoff = math.inf if older_than <= 0 else time.time() - older_than
     directory = spool.dir(State(state))
     if not directory.is_dir():
         return []
@@ -399,3 +431,138 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+# -- flush -------------------------------------------------------------------------------
+
+
+def flush(config: Config, ids: list[str]) -> list[dict[str, Any]]:
+    """Pending events (all, or those whose requestId starts with one of ``ids``) due
+    now, and an open breaker's cooldown ended, so the next attempt probes at once.
+    Returns the events made due.  The caller then wakes the daemon."""
+    spool = open_spool(config)
+    wanted = [i for i in ids if i.strip()]
+    now = time.time()
+    flushed = []
+    for record in records(spool, [State.PENDING]):
+        request_id = str(record.envelope.get("requestId", ""))
+        if wanted and not any(request_id.startswith(i) for i in wanted):
+            continue
+        due = _time(record.state.get("nextAttemptAt"))
+        if due is not None and due > now:
+            record.state["nextAttemptAt"] = utc_iso(now)
+            try:
+                spool.update(record)
+            except FileNotFoundError:
+                continue  # claimed by the daemon meanwhile: it is being sent
+            _log(config, "flushed: due now", record, previousDue=utc_iso(due))
+        flushed.append(Row(record).summary())
+    if wanted and not flushed:
+        raise AdminError(f"no pending event matches {' '.join(wanted)} in {spool.root}")
+    from hookclient.breaker import Breaker
+
+    Breaker(config.queue.dir / "breaker.json", cooldown=config.queue.breaker_cooldown).probe_now()
+    return flushed
+
+
+# -- adopt -------------------------------------------------------------------------------
+
+
+def adopt(config: Config, source: str, *, dry_run: bool) -> tuple[Path, list[dict[str, Any]]]:
+    """Move the events of another spool (pending, failed, and processing/ files no live
+    hook holds) into this configuration's pending/, retries reset, due now.
+
+    The other spool's daemon is stopped first, so that no file moves under a delivery.
+    Each event is written here (fsync'd) before it is removed there: a crash in between
+    leaves it in both spools, sent twice at worst, which the receiver's dedup absorbs.
+    Returns (the source directory, what was or would be moved).
+    """
+    from hookclient.spools import resolve
+    from queued.control import stop
+
+    src = resolve(source)
+    if src.resolve() == config.queue.dir.resolve():
+        raise AdminError(f"{src} is this configuration's own spool: nothing to adopt")
+    if not (src / State.PENDING.value).is_dir():
+        raise AdminError(f"no spool at {src} (see `queued status` for the spools holding events)")
+    other = Spool(src)
+    if not dry_run:
+        stop(src, wait=config.endpoint.timeout + 10.0)
+    target = Spool(
+        config.queue.dir,
+        max_bytes=config.queue.max_spool_bytes,
+        endpoint=safe_url(config.endpoint.url),
+    )
+    moved = []
+    now = time.time()
+    for record in records(other, [State.PENDING, State.PROCESSING, State.FAILED]):
+        if record.where is State.PROCESSING and _held_by_live_hook(record.state.get("owner")):
+            continue  # a direct-mode hook is sending it right now; adopt again later
+        summary = Row(record).summary()
+        if not dry_run:
+            _adopt_one(config, target, record, src, now)
+        moved.append(summary)
+    return src, moved
+
+
+def _adopt_one(config: Config, target: Spool, record: Record, src: Path, now: float) -> None:
+    state = record.state
+    state.pop("owner", None)
+    state["retries"] = 0
+    state["nextAttemptAt"] = utc_iso(now)
+    state.setdefault("history", []).append(
+        {"at": utc_iso(now), "by": "adopt", "outcome": "adopted", "from": str(src)}
+    )
+    target.put(record, State.PENDING)
+    record.path.unlink(missing_ok=True)
+    _log(config, "adopted from another spool", record, fromSpool=str(src))
+
+
+def _held_by_live_hook(owner: Any) -> bool:
+    if not isinstance(owner, dict) or owner.get("by") != "hook":
+        return False
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- other spools ------------------------------------------------------------------------
+
+
+def other_spools(config: Config) -> list[dict[str, Any]]:
+    """The spools other than this configuration's that hold events (an old URL's, the
+    unrouted one), each with its endpoint, counts and the command that adopts them."""
+    from hookclient.spools import others
+
+    return [
+        {
+            "spool": str(info.dir),
+            "endpoint": info.label(),
+            "counts": info.counts,
+            "adopt": info.adopt_command(),
+        }
+        for info in others(config)
+    ]
+
+
+def format_others(rows: list[dict[str, Any]]) -> str:
+    """``queued status`` lines for :func:`other_spools`: nothing delivers those events
+    to this endpoint until they are adopted."""
+    from hookclient.term import paint
+
+    lines = []
+    for row in rows:
+        counts = "  ".join(f"{k} {v}" for k, v in row["counts"].items() if v)
+        lines.append(
+            paint("warning", "WARN")
+            + f"     another spool holds events: {row['spool']} ({row['endpoint']}): {counts}; "
+            f"to send them to this endpoint: {row['adopt']}"
+        )
+    return "\n".join(lines)

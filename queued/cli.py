@@ -29,6 +29,9 @@ examples:
   queued show 019ab2c4               one event: envelope, state, attempt history
   queued replay-failed --status 401  send the 401s again (after fixing the token)
   queued purge --state failed --older-than 30d --yes
+  queued flush                       after an outage: send the backlog now, not after backoff
+  queued stop | queued restart       stop (and start again) this spool's daemon
+  queued adopt --from unrouted       bring over events spooled while no url was set
   queued service install             run the daemon under systemd / launchd
 """
 
@@ -63,19 +66,67 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="exit 0 after this long with nothing pending or in flight (0 = never, default)",
     )
+    run.add_argument(
+        "--replace",
+        action="store_true",
+        help="if a daemon with another endpoint, token or signing secret holds the spool, "
+        "stop it and take over (what a hook does after you fix the token or the url)",
+    )
     run.add_argument("--autostarted", action="store_true", help=argparse.SUPPRESS)
     _common(run, json_flag=False)
 
-    status = sub.add_parser("status", help="counts per state, daemon, breaker, last delivery")
+    status = sub.add_parser(
+        "status",
+        help="counts per state, daemon, breaker, last delivery",
+        description=(
+            "Read the spool of this configuration and its logs, and print: how many files\n"
+            "are in pending/, processing/, failed/, corrupt/ and tmp/; the age of the oldest\n"
+            "pending event and when the next one is due; whether a daemon holds the spool's\n"
+            "lock (its pid, and whether a hook started it); the circuit breaker's state; this\n"
+            "spool's last delivery (success.log) and last failure (error.log: a failed try\n"
+            "that will be retried counts, so during an outage it says why); then warnings,\n"
+            "each with the command that deals with it. Changes nothing."
+        ),
+        epilog="examples:\n  queued status\n  queued status --json    the same, for scripts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _common(status)
 
-    lst = sub.add_parser("list", help="list spooled events, oldest first")
+    lst = sub.add_parser(
+        "list",
+        help="list spooled events, oldest first",
+        description=(
+            "One line per event file in pending/, processing/ and failed/ (or the --state\n"
+            "given), oldest first: requestId, state, event, createdAt, retries, when the next\n"
+            "attempt is due and the last HTTP status. Delivered events leave no file, so they\n"
+            "are not listed (`hookclient trace` finds them in the logs)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  queued list --state failed             what failed, and its last status\n"
+            "  queued list --event Stop --limit 10\n"
+            "  queued list --json                     every field, lastError included"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     lst.add_argument("--state", choices=("pending", "processing", "failed"))
     lst.add_argument("--event", metavar="E", help="only this event name (e.g. PostToolUse)")
     lst.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
     _common(lst)
 
-    show = sub.add_parser("show", help="one event: envelope, state and attempt history")
+    show = sub.add_parser(
+        "show",
+        help="one event: envelope, state and attempt history",
+        description=(
+            "Print one spooled event as JSON: which directory it is in, its file, the\n"
+            "envelope exactly as it will be sent, and its state (retries, next attempt, last\n"
+            "error, and the attempt history: when, by the hook or the daemon, with what\n"
+            "outcome). Give the requestId or a unique prefix of it. An event already\n"
+            "delivered has no file any more: `hookclient trace REQUEST_ID` tells its story."
+        ),
+        epilog="example:\n  queued show 019ab2c4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     show.add_argument("request_id", metavar="REQUEST_ID", help="the requestId or a unique prefix")
     _common(show, json_flag=False)
 
@@ -107,6 +158,70 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
     purge.add_argument("--yes", action="store_true", help="do not ask")
     _common(purge, json_flag=False)
+    flush = sub.add_parser(
+        "flush",
+        help="make pending events due now and wake the daemon (after an outage)",
+        description=(
+            "Make pending events due now (all, or those named) instead of waiting out their "
+            "backoff, end an open circuit breaker's cooldown so the next attempt probes at "
+            "once, and wake the running daemon (or start one, as a hook would)."
+        ),
+    )
+    flush.add_argument("request_ids", nargs="*", metavar="REQUEST_ID", help="ids or prefixes")
+    _common(flush)
+
+    stop = sub.add_parser(
+        "stop",
+        help="stop this spool's daemon and wait until it has exited",
+        description=(
+            "Send SIGTERM to the daemon of this configuration's spool and wait until it has "
+            "exited (in-flight deliveries finish first, each bounded by endpoint.timeout). "
+            "One still running after --wait seconds gets SIGKILL, which is safe: the next "
+            "start recovers what it held."
+        ),
+    )
+    stop.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="default: endpoint.timeout + 10"
+    )
+    _common(stop, json_flag=False)
+
+    restart = sub.add_parser(
+        "restart",
+        help="stop this spool's daemon and start a new one with the current configuration",
+        description=(
+            "`queued stop`, then start a detached daemon (`queued run --idle-exit <idle_exit>`, "
+            "as a hook would) with the configuration and token of this shell. Under a service "
+            "manager, restart the service instead (systemctl --user restart hookclient-queued)."
+        ),
+    )
+    restart.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="default: endpoint.timeout + 10"
+    )
+    _common(restart, json_flag=False)
+
+    adopt = sub.add_parser(
+        "adopt",
+        help="move another spool's events into this configuration's spool",
+        description=(
+            "Move the events of another spool (pending, failed, and abandoned processing/ "
+            "files) into this configuration's pending/, retries reset, due now, and make "
+            "sure a daemon delivers them. Use it after fixing an endpoint URL (the old "
+            "URL's spool keeps its events: they are never moved between endpoints "
+            "silently), or for events captured while no URL was configured or the "
+            "configuration could not be read (`--from unrouted`). `queued status` lists "
+            "every spool that holds events, with this command."
+        ),
+    )
+    adopt.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="SPOOL_DIR|URL",
+        help="a spool directory, the endpoint URL it was for, or `unrouted`",
+    )
+    adopt.add_argument("--dry-run", action="store_true", help="print what would move, move none")
+    _common(adopt)
+
     service = sub.add_parser(
         "service",
         help="run the daemon under systemd (Linux) or launchd (macOS)",
@@ -138,17 +253,27 @@ def load(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            build_parser().print_help(sys.stderr)
+    """Run one command; a closed stdout pipe (``| head -1``) ends it quietly (exit 141)."""
+    from hookclient.cli import UsageError
+    from hookclient.term import quiet_on_closed_pipe
+
+    def body() -> int:
+        try:
+            args = build_parser().parse_args(argv)
+            if args.command is None:
+                build_parser().print_help(sys.stderr)
+                return 1
+            return COMMANDS[args.command](args)
+        except UsageError as exc:  # already "queued [command]: ...": no second prefix
+            print(exc, file=sys.stderr)
             return 1
-        return COMMANDS[args.command](args)
-    except HookclientError as exc:
-        print(f"queued: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        except HookclientError as exc:
+            print(f"queued: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+
+    return quiet_on_closed_pipe(body)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -162,6 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         idle_exit=args.idle_exit or 0.0,
         autostarted=args.autostarted,
+        replace=args.replace,
         watch=not args.once,  # --once scans once and exits: no observer to start and stop
     )
     try:
@@ -173,8 +299,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    info = admin.status(load(args))
-    print(json.dumps(info, indent=2) if args.json else admin.format_status(info))
+    config = load(args)
+    others = admin.other_spools(config)
+    try:
+        info = admin.status(config)
+    except admin.AdminError as exc:
+        if not others:
+            raise
+        print(
+            json.dumps({"error": str(exc), "otherSpools": others}, indent=2)
+            if args.json
+            else f"{exc}\n{admin.format_others(others)}"
+        )
+        return 0
+    info["otherSpools"] = others
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(admin.format_status(info))
+    if info["otherSpools"]:
+        print(admin.format_others(info["otherSpools"]))
     return 0
 
 
@@ -207,7 +351,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         status=args.status,
         since=admin.parse_since(args.since, time.time()) if args.since else None,
     )
-    moved = admin.replay_failed(load(args), selector, dry_run=args.dry_run)
+    config = load(args)
+    retired = None if args.dry_run else _retire_stale(config)
+    moved = admin.replay_failed(config, selector, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(moved, indent=2))
         return 0
@@ -215,6 +361,87 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for row in moved:
         print(f"{verb}  {row['requestId']}  {row['event']}  last status {row['lastStatus']}")
     print(f"{len(moved)} event(s) {verb} from failed/ to pending/")
+    _deliver_now(args, config, retired, moved and not args.dry_run)
+    return 0
+
+
+def _retire_stale(config: Config) -> dict[str, Any] | None:
+    from queued.control import retire_stale
+
+    return retire_stale(config)
+
+
+def _deliver_now(
+    args: argparse.Namespace, config: Config, retired: dict[str, Any] | None, anything: object
+) -> None:
+    """After events went to pending/: a daemon with this shell's configuration (and
+    token) delivers them now; say which."""
+    from queued.control import ensure_delivering
+
+    if anything or retired:
+        print(ensure_delivering(config, args.config, retired))
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    config = load(args)
+    retired = _retire_stale(config)
+    flushed = admin.flush(config, args.request_ids)
+    if args.json:
+        print(json.dumps(flushed, indent=2))
+    else:
+        print(f"{len(flushed)} pending event(s) due now")
+    _deliver_now(args, config, retired, flushed)
+    return 0
+
+
+def _stop_wait(args: argparse.Namespace, config: Config) -> float:
+    return args.wait if args.wait is not None else config.endpoint.timeout + 10.0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from queued.control import stop
+
+    config = load(args)
+    info = stop(config.queue.dir, wait=_stop_wait(args, config))
+    if info is None:
+        print(f"no queued runs on {config.queue.dir}")
+    else:
+        how = " (killed after --wait)" if info.get("killed") else ""
+        print(f"stopped queued (pid {info.get('pid')}){how}")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from hookclient import daemon as autostart
+    from queued.control import stop
+
+    config = load(args)
+    if not config.endpoint.url:
+        raise admin.AdminError("no [endpoint] url configured; see `hookclient config show`")
+    info = stop(config.queue.dir, wait=_stop_wait(args, config))
+    if info is not None:
+        print(f"stopped queued (pid {info.get('pid')})")
+    config.queue.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pid = autostart.start(config.queue.dir, config.queue.idle_exit, args.config)
+    if pid is None:
+        print("a hook is starting a daemon right now; it runs with the same configuration")
+    else:
+        print(f"started queued (pid {pid}; exits after {config.queue.idle_exit:g} s idle)")
+    return 0
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    config = load(args)
+    retired = None if args.dry_run else _retire_stale(config)
+    src, moved = admin.adopt(config, args.source, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(moved, indent=2))
+    else:
+        verb = "would move" if args.dry_run else "moved"
+        for row in moved:
+            print(f"{verb}  {row['requestId']}  {row['event']}  was {row['state']}")
+        print(f"{len(moved)} event(s) {verb} from {src} to {config.queue.dir}/pending")
+    _deliver_now(args, config, retired, moved and not args.dry_run)
     return 0
 
 
@@ -299,6 +526,10 @@ COMMANDS = {
     "show": cmd_show,
     "replay-failed": cmd_replay,
     "purge": cmd_purge,
+    "flush": cmd_flush,
+    "stop": cmd_stop,
+    "restart": cmd_restart,
+    "adopt": cmd_adopt,
     "service": cmd_service,
 }
 

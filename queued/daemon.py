@@ -19,7 +19,6 @@ at once; files it leaves in processing/ are recovered by the next start.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import threading
@@ -30,13 +29,22 @@ from typing import Any
 from hookclient.backoff import next_delay
 from hookclient.breaker import Breaker
 from hookclient.clock import Clock, parse_iso, utc_iso
-from hookclient.config import Config, safe_url
+from hookclient.config import Config, fingerprint, safe_url
 from hookclient.delivery import Outcome, Sender
 from hookclient.envelope import dumps
 from hookclient.errors import CorruptFile, DeliveryError, HookclientError, SpoolError
-from hookclient.logs import LogWriter, structlog_logger
+from hookclient.logs import (
+    BREAKER_CLOSED,
+    BREAKER_OPENED,
+    RETRY_FAILED,
+    LogWriter,
+    structlog_logger,
+)
 from hookclient.spool import Record, Spool, State
+from queued.control import daemon_running, read_pidfile, stop, write_json
 from queued.scheduler import Scheduler
+
+__all__ = ["Daemon", "LockHeld", "SpoolGone", "daemon_running", "read_pidfile"]
 
 #: tmp/ files older than this belong to a writer that died; they are swept.
 TMP_MAX_AGE = 3600.0
@@ -48,6 +56,9 @@ WRITE_PAUSE = 5.0
 CLOCK_SLACK = 1.0
 #: How long a starting daemon waits for the lock (a hook probing it holds it for µs).
 LOCK_WAIT = 0.5
+#: ``--replace``: how long the old daemon gets to exit on the hook's SIGTERM before
+#: this one signals it itself (a second signal makes it exit at once).
+REPLACE_GRACE = 1.0
 
 
 class LockHeld(HookclientError):
@@ -68,6 +79,7 @@ class Daemon:
         workers: int | None = None,
         idle_exit: float = 0.0,
         autostarted: bool = False,
+        replace: bool = False,
         clock: Clock | None = None,
         sender: Sender | None = None,
         watch: bool = True,
@@ -77,7 +89,14 @@ class Daemon:
         self.workers = workers or config.queue.workers
         self.idle_exit = idle_exit
         self.autostarted = autostarted
-        self.spool = Spool(config.queue.dir, max_bytes=config.queue.max_spool_bytes)
+        #: take over from a daemon on this spool whose configuration differs
+        self.replace = replace
+        self.flush_requested = False
+        self.spool = Spool(
+            config.queue.dir,
+            max_bytes=config.queue.max_spool_bytes,
+            endpoint=safe_url(config.endpoint.url),
+        )
         self.writer = LogWriter(
             config.logs.dir,
             component="daemon",
@@ -85,7 +104,9 @@ class Daemon:
             max_bytes=config.logs.max_bytes,
             backups=config.logs.backups,
         )
-        self.log = structlog_logger(self.writer)
+        # every line names its spool: the logs directory is shared by the daemons of
+        # every endpoint, and `queued status` reads only its own spool's lines
+        self.log = structlog_logger(self.writer, spool=config.queue.dir_str)
         self.breaker = Breaker(
             config.queue.dir / "breaker.json",
             failures=config.queue.breaker_failures,
@@ -128,14 +149,10 @@ class Daemon:
         self.spool.check_private()
         lock = FileLock(str(self.config.queue.dir / "daemon.lock"), mode=0o600)
         try:
-            lock.acquire(timeout=LOCK_WAIT)
-        except Timeout:
-            holder = read_pidfile(self.config.queue.dir)
-            pid = holder.get("pid", "?") if holder else "?"
-            raise LockHeld(
-                f"another queued (pid {pid}) holds {self.config.queue.dir}; "
-                "stop it first, or use `queued status` to see what it is doing"
-            ) from None
+            try:
+                lock.acquire(timeout=LOCK_WAIT)
+            except Timeout:
+                self._take_over(lock)
         except OSError as exc:  # (after Timeout, a TimeoutError) disk full, read-only
             raise SpoolError(
                 f"cannot take the lock {self.config.queue.dir / 'daemon.lock'}: "
@@ -143,15 +160,64 @@ class Daemon:
             ) from None
         self.lock = lock
         self.lock_id = _file_id(self.config.queue.dir / "daemon.lock")
+        self._write_pidfile()
+        self.spool.write_endpoint()
+        (self.config.queue.dir / "daemon.starting").unlink(missing_ok=True)
+
+    def _take_over(self, lock: Any) -> None:
+        """The lock is held.  Without ``--replace``, or when the holder delivers with
+        this very configuration, :class:`LockHeld`; else stop the holder and take it."""
+        from filelock import Timeout
+
+        spool = self.config.queue.dir
+        holder = read_pidfile(spool)
+        pid = holder.get("pid", "?") if holder else "?"
+        mine = fingerprint(self.config.endpoint)
+        if not self.replace or holder is None or holder.get("fingerprint") == mine:
+            raise LockHeld(
+                f"another queued (pid {pid}) holds {spool}; "
+                "stop it first (`queued stop`), or use `queued status` to see what it is doing"
+            )
+        stopped = None
+        try:  # the hook that started us has sent it SIGTERM: a moment to finish
+            lock.acquire(timeout=REPLACE_GRACE)
+        except Timeout:
+            stopped = stop(spool, wait=self.config.endpoint.timeout + HOOK_CLAIM_GRACE / 3)
+        try:
+            lock.acquire(timeout=LOCK_WAIT * 4)
+        except Timeout:  # a third daemon won the race: it delivers, whoever it is
+            raise LockHeld(f"another queued holds {spool} after replacing pid {pid}") from None
+        self.log.warning(
+            "replaced daemon",
+            oldPid=pid,
+            killed=bool(stopped and stopped.get("killed")) or None,
+            reason="it delivered with another endpoint, token or signing secret",
+            spool=str(spool),
+        )
+
+    def _write_pidfile(self) -> None:
+        """``daemon.pid``: who runs here and with which configuration (its fingerprint,
+        never a secret).  On a full disk the daemon runs without one (and removes a
+        stale one): it holds the lock, and a delivery frees space."""
+        path = self.config.queue.dir / "daemon.pid"
         info = {
             "pid": os.getpid(),
             "startedAt": utc_iso(self.clock.now()),
             "autostarted": self.autostarted,
             "idleExit": self.idle_exit,
             "endpoint": safe_url(self.config.endpoint.url),
+            "fingerprint": fingerprint(self.config.endpoint),
         }
-        _write_json(self.config.queue.dir / "daemon.pid", info)
-        (self.config.queue.dir / "daemon.starting").unlink(missing_ok=True)
+        try:
+            write_json(path, info)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self.log.error(
+                "cannot write daemon.pid; running without it",
+                error=exc.strerror or str(exc),
+                file=str(path),
+            )
 
     def release(self) -> None:
         if self.lock is not None:
@@ -221,6 +287,8 @@ class Daemon:
 
     def step(self) -> int:
         """One pass: rescan when due, then hand due events to free workers."""
+        if self.flush_requested:
+            self.flush()
         if self.clock.monotonic() >= self.next_rescan:
             if self._spool_gone():
                 return 0
@@ -288,6 +356,13 @@ class Daemon:
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, self._on_flush)
+
+    def _on_flush(self, _signum: int, _frame: object) -> None:
+        """``queued flush``: pending files were made due now; look at them at once."""
+        self.flush_requested = True
+        self.wake.set()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self.stopping:
@@ -307,6 +382,20 @@ class Daemon:
         for name in self.spool.names(State.PENDING):
             if name not in self.inflight:
                 self.agenda.add_new(name, now)
+
+    def flush(self) -> None:
+        """Every pending file due now in the agenda (each is re-read before it is
+        sent, so one whose file still says later waits again), and the pause after a
+        failed write lifted: after an outage the user does not wait out the backoff."""
+        self.flush_requested = False
+        now = self.clock.monotonic()
+        names = [n for n in self.spool.names(State.PENDING) if n not in self.inflight]
+        for name in names:
+            self.timed.discard(name)
+            self.agenda.add(name, now)
+        self.paused_until = 0.0
+        self.last_activity = now
+        self.log.info("flush requested", pending=len(names))
 
     def _spool_gone(self) -> bool:
         """True (and stopping) if our lock file is gone or is another file now: someone
@@ -476,7 +565,7 @@ class Daemon:
             return
         owner = {"pid": os.getpid(), "by": "daemon", "claimedAt": utc_iso(now)}
         try:
-            claimed = self.spool.claim(record, owner)
+            claimed = self.spool.claim(record, owner, keep_unrecorded=True)
         except SpoolError as exc:  # disk full, read-only: nothing changed; pause, try again
             self.paused_until = self.clock.monotonic() + WRITE_PAUSE
             self.agenda.add(name, self.paused_until)
@@ -490,6 +579,13 @@ class Daemon:
             return
         if claimed is None:
             return
+        if owner.pop("unrecorded", None):
+            claimed.state.pop("owner", None)  # not on disk either: nothing to write back
+            self.log.warning(
+                "claimed without writing the owner: spool not writable; delivering anyway",
+                file=name,
+                **ids(record),
+            )
         try:
             self._attempt(claimed, probe=verdict == "probe")
         except OSError:
@@ -517,11 +613,11 @@ class Daemon:
         if outcome.kind == "delivered":
             self._delivered(record, outcome)
         elif outcome.kind == "permanent":
-            if outcome.status is not None:
-                self.breaker.success()  # the endpoint answered: not an outage
+            if outcome.status is not None:  # the endpoint answered: not an outage
+                self._log_closed(record, outcome, self.breaker.success())
             self._fail(record, outcome, "failed permanently")
         else:
-            self._retry(record, outcome, first)
+            self._retry(record, outcome, first, probe=probe)
 
     def _log_attempt(self, record: Record, outcome: Outcome, probe: bool) -> None:
         emit = self.log.info if outcome.kind == "delivered" else self.log.warning
@@ -539,7 +635,7 @@ class Daemon:
 
     def _delivered(self, record: Record, outcome: Outcome) -> None:
         self.spool.remove(record)
-        self.breaker.success()
+        closed = self.breaker.success()
         self.delivered += 1
         self.log.info(
             "delivered",
@@ -550,6 +646,7 @@ class Daemon:
             elapsedMs=round(outcome.elapsed_ms, 1),
             **ids(record),
         )
+        self._log_closed(record, outcome, closed)
 
     def _fail(self, record: Record, outcome: Outcome, why: str) -> None:
         record.state["lastError"] = outcome.last_error()
@@ -567,20 +664,30 @@ class Daemon:
             **ids(record),
         )
 
-    def _retry(self, record: Record, outcome: Outcome, first: bool) -> None:
+    def _retry(self, record: Record, outcome: Outcome, first: bool, *, probe: bool) -> None:
         """Back to pending/ with the next due time; failed/ once retries run out.
 
-        A spool-mode event's first delivery is not a retry; every later one is.
+        A spool-mode event's first delivery is not a retry; every later one is.  Each
+        failure gets one error.log line ("delivery failed, will retry", or "retries
+        exhausted"), then the breaker's, when this failure opened it.
         """
-        self.breaker.failure()
+        opened, breaker = self.breaker.failed()
         state = record.state
         retries = int(state.get("retries", 0)) + (0 if first else 1)
         state["retries"] = retries
         state["lastError"] = outcome.last_error()
-        queue = self.config.queue
-        if retries >= queue.max_retries:
+        if retries >= self.config.queue.max_retries:
             self._fail(record, outcome, "retries exhausted")
-            return
+        else:
+            self._reschedule(record, outcome, probe)
+        if opened:
+            self._log_opened(record, breaker)
+
+    def _reschedule(self, record: Record, outcome: Outcome, probe: bool) -> None:
+        """pending/ again, due after the backoff for its retry count (or Retry-After)."""
+        state = record.state
+        retries = int(state["retries"])
+        queue = self.config.queue
         delay = next_delay(
             retries,
             schedule=queue.backoff,
@@ -602,6 +709,52 @@ class Daemon:
             state="pending",
             file=moved.path.name,
             **ids(record),
+        )
+        self._log_retry(moved, outcome, probe)
+
+    def _log_retry(self, record: Record, outcome: Outcome, probe: bool) -> None:
+        """error.log: this try failed, and when the event goes out again (queue.log's
+        "retry scheduled" says the same, but error.log is where an outage is looked
+        for, and `queued status` reads its last failure from there)."""
+        self.log.warning(
+            RETRY_FAILED,
+            stream="error",
+            attempt=outcome.attempt,
+            status=outcome.status,
+            outcome=outcome.kind,
+            error=outcome.detail,
+            retries=record.state["retries"],
+            nextAttemptAt=record.state["nextAttemptAt"],
+            probe=probe or None,
+            state="pending",
+            file=record.path.name,
+            **{**ids(record), "spanId": outcome.span_id},
+        )
+
+    def _log_opened(self, record: Record, breaker: dict[str, Any]) -> None:
+        """error.log: the failure of ``record`` opened the breaker (once per outage)."""
+        self.log.warning(
+            BREAKER_OPENED,
+            stream="error",
+            failures=breaker.get("failures"),
+            cooldown=self.breaker.cooldown,
+            openUntil=utc_iso(float(breaker.get("openUntil", 0))),
+            **ids(record),
+        )
+
+    def _log_closed(self, record: Record, outcome: Outcome, was: dict[str, Any] | None) -> None:
+        """error.log: the answer to ``record`` closed the breaker that ``was`` open
+        (the line that ends the outage's "circuit breaker opened")."""
+        if was is None:
+            return
+        opened_at = was.get("openedAt")
+        self.log.warning(
+            BREAKER_CLOSED,
+            stream="error",
+            status=outcome.status,
+            failures=was.get("failures"),
+            openedAt=utc_iso(float(opened_at)) if opened_at else None,
+            **{**ids(record), "spanId": outcome.span_id},
         )
 
     def _transition(self, record: Record, to: State) -> Record:
@@ -698,28 +851,3 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def read_pidfile(spool_dir: Path) -> dict[str, Any] | None:
-    try:
-        info = json.loads((spool_dir / "daemon.pid").read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
-
-
-def daemon_running(spool_dir: Path) -> dict[str, Any] | None:
-    """The running daemon's pid file, if a daemon holds the lock (else None)."""
-    from hookclient.lockprobe import lock_held
-
-    if not lock_held(spool_dir / "daemon.lock"):
-        return None
-    return read_pidfile(spool_dir) or {"pid": None}
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)

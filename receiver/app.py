@@ -1,7 +1,7 @@
 """The reference receiver's HTTP surface: ``POST /hooks`` plus read-only views of what arrived.
 
 Why it is strict: it is the oracle the end-to-end and chaos tests compare against, so it
-must refuse exactly what the contract says is wrong (401, 400, 413, 422), apply each
+must refuse exactly what the contract says is wrong (401, 400, 413, 415, 422), apply each
 requestId once, and audit every request, refused ones included, with its latency.
 
 Why it is small: it is also the starting point for users' own servers. Each check is one
@@ -250,6 +250,31 @@ def _check_auth(request: Request, token: bytes | None) -> None:
         raise Problem(401, "invalid bearer token", status=Status.UNAUTHORIZED)
 
 
+def _is_json_type(content_type: str) -> bool:
+    """``application/json`` or a structured-syntax ``+json`` type, parameters ignored."""
+    media = content_type.partition(";")[0].strip().lower()
+    kind, slash, subtype = media.partition("/")
+    return (
+        bool(slash)
+        and kind == "application"
+        and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > len("+json")))
+    )
+
+
+def _check_content_type(request: Request) -> None:
+    """415 for a body declared as something other than JSON (text/plain, a form, ...).
+
+    A request without Content-Type is read as JSON, as before: the body must still parse,
+    and refusing it would break bare clients (httpx ``content=``, a raw socket) that send
+    the right bytes. A type that says "not JSON" is taken at its word (``curl -d`` says
+    application/x-www-form-urlencoded: add ``-H 'Content-Type: application/json'``).
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _is_json_type(content_type):
+        shown = content_type[:_AUDIT_TEXT_MAX]
+        raise Problem(415, f"Content-Type {shown!r} is not JSON: send application/json")
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing (413) as soon as it is known to exceed ``limit``."""
     too_big = Problem(413, f"body is larger than {limit} bytes")
@@ -385,6 +410,7 @@ class _Receiver:
 
     async def _apply(self, request: Request, seen: _Seen) -> Response:
         _check_auth(request, self.token)
+        _check_content_type(request)
         body = await _read_body(request, self.max_body_bytes)
         if self.key is not None:
             try:

@@ -5,6 +5,10 @@ demo and benchmarks need to know which one before they send anything. The socket
 and listening before the port file is written, so a client that reads the file can connect
 at once (the kernel queues it until uvicorn accepts).
 
+Why Starlette and uvicorn are imported late: they are the ``receiver`` extra, so this
+script may be installed without them; :func:`main` then says which module is missing and
+how to install it, in one line, instead of a ModuleNotFoundError traceback.
+
 Why it refuses to start without a token: a receiver that silently accepts anyone is the
 wrong default for a tool that collects sessions; ``--no-auth`` says so explicitly.
 """
@@ -23,14 +27,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-import uvicorn
+from hookclient.term import quiet_on_closed_pipe
 
-from receiver.app import MAX_BODY_BYTES, create_app
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["build_parser", "main"]
 
 PROG = "hookclient-receiver"
+#: What ``pip install <checkout>`` leaves out unless asked: Starlette and uvicorn.
+EXTRA_HINT = (
+    "the receiver needs the receiver extra: pip install 'hookclient[receiver]'"
+    " (from a checkout: pip install '<checkout>[receiver]')"
+)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 DESCRIPTION = """\
@@ -85,7 +96,9 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
+    """The command-line interface (needs the receiver extra: see :func:`main`)."""
+    from receiver.app import MAX_BODY_BYTES
+
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
     )
@@ -203,7 +216,28 @@ def _configure_logging(level_name: str) -> None:
         log.addHandler(handler)
 
 
+def _require_extra() -> None:
+    """Import the receiver extra now, so that a missing module is one line, not a traceback.
+
+    Only a module outside this project counts as the extra: a broken import of our own
+    stays a traceback, since no ``pip install`` would fix it.
+    """
+    try:
+        import uvicorn  # noqa: F401
+
+        import receiver.app  # noqa: F401
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").partition(".")[0]
+        if package in ("", "receiver", "hookclient"):
+            raise
+        raise _Fatal(f"cannot import {package}: {EXTRA_HINT}", 1) from None
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from receiver.app import create_app
+
     token = _token(args)
     secret = _signing_secret(args)
     try:
@@ -242,13 +276,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``hookclient-receiver``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        return _serve(args)
-    except _Fatal as fatal:
-        print(f"{PROG}: {fatal}", file=sys.stderr)
-        return fatal.code
+    """Entry point of ``hookclient-receiver``; returns the exit code.
+
+    A closed stdout pipe ends it quietly (:func:`hookclient.term.quiet_on_closed_pipe`).
+    """
+
+    def body() -> int:
+        try:
+            _require_extra()
+            return _serve(build_parser().parse_args(argv))
+        except _Fatal as fatal:
+            print(f"{PROG}: {fatal}", file=sys.stderr)
+            return fatal.code
+
+    return quiet_on_closed_pipe(body)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -93,6 +95,25 @@ def _nearest_rank(sorted_values: list[float], pct: int) -> float | None:
     return sorted_values[rank - 1]
 
 
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it, or narrow an existing one.
+
+    It holds prompts, commands and tool output. SQLite creates the file with 0666 minus
+    the umask (0644, usually), and gives the -wal and -shm files the database file's mode,
+    so a private database file makes all three private. Existing -wal/-shm files (left by
+    a crash) are narrowed too. Modes are only ever narrowed, never widened.
+    """
+    if str(path) == ":memory:":
+        return
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (str(path), f"{path}-wal", f"{path}-shm"):
+        with suppress(FileNotFoundError, PermissionError):  # not ours to chmod: leave it
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+            if mode & ~0o600:
+                os.chmod(name, mode & 0o600)
+
+
 class Store:
     """One SQLite connection shared by all requests, serialised by a lock.
 
@@ -104,6 +125,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(self.path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             self.path, timeout=10.0, isolation_level=None, check_same_thread=False

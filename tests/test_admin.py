@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,12 @@ class AdminEnv:
         self.spool = Spool(self.spool_dir)
         self.write_config(self.spool_dir)
 
-    def write_config(self, spool_dir: Path) -> None:
+    def write_config(self, spool_dir: Path, url: str = URL) -> None:
         self.config_path.write_text(
             "[endpoint]\n"
-            f"url = {json.dumps(URL)}\n"
+            f"url = {json.dumps(url)}\n"
+            "[delivery]\n"
+            "autostart = false\n"  # replay, flush and adopt start no daemon here
             "[queue]\n"
             f"dir = {json.dumps(str(spool_dir))}\n"
             "[logs]\n"
@@ -91,6 +94,10 @@ class AdminEnv:
         code = main([*args, "--config", str(self.config_path)])
         out, err = capsys.readouterr()
         return code, out, err
+
+    def only_pending_due(self) -> str:
+        [record] = [r for r in self.spool.records(State.PENDING) if isinstance(r, Record)]
+        return str(record.state["nextAttemptAt"])
 
     def names(self, state: str) -> list[str]:
         directory = self.spool_dir / state
@@ -173,10 +180,21 @@ def test_status_shows_breaker_last_delivery_and_last_failure(
         json.dumps({"state": "open", "failures": 5, "openUntil": until})
     )
     writer = LogWriter(full.log_dir, component="daemon")
-    writer.log("success", "info", "delivered", requestId=rid(7), status=200, elapsedMs=3.2)
-    writer.log("success", "info", "delivered", requestId=rid(8), status=202, elapsedMs=3.2)
-    writer.log("error", "error", "failed permanently", requestId=rid(9), status=404, error="nope")
-    writer.log("error", "warning", "attempt", requestId=rid(10), status=503)  # not a failure
+    spool = str(full.spool_dir)
+    writer.log("success", "info", "delivered", requestId=rid(7), status=200, spool=spool)
+    writer.log("success", "info", "delivered", requestId=rid(8), status=202, spool=spool)
+    writer.log(
+        "error",
+        "error",
+        "failed permanently",
+        requestId=rid(9),
+        status=404,
+        error="nope",
+        spool=spool,
+    )
+    writer.log(
+        "error", "warning", "attempt", requestId=rid(10), status=503, spool=spool
+    )  # not a failure
 
     code, out, _ = full.run(capsys, "status")
     assert code == 0
@@ -197,6 +215,77 @@ def test_status_shows_breaker_last_delivery_and_last_failure(
     )
     info = json.loads(full.run(capsys, "status", "--json")[1])
     assert info["breaker"]["state"] == "half-open (next attempt probes)"
+
+
+OTHER_URL = "http://127.0.0.1:8932/hooks"
+
+
+@pytest.mark.parametrize("outage", ["refused", "503"])
+def test_status_reads_only_its_own_spools_lines_and_says_why_during_an_outage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], outage: str
+) -> None:
+    """Two endpoints, two spools, one logs directory (the default): each status shows
+    its own last delivery and last failure, and a retryable failure is a failure."""
+    shared = tmp_path / "logs"
+    for name in ("up", "down"):
+        (tmp_path / name).mkdir()
+    up, down = AdminEnv(tmp_path / "up"), AdminEnv(tmp_path / "down")
+    for env, url in ((up, URL), (down, OTHER_URL)):
+        env.log_dir = shared
+        env.write_config(env.spool_dir, url)
+
+    def drain(env: AdminEnv) -> None:
+        config = load_config([env.config_path], environ={})
+        daemon = Daemon(config, clock=FakeClock(time.time()), watch=False, workers=1)
+        daemon.start()
+        try:
+            daemon.drain_due()
+        finally:
+            daemon.close()
+
+    with respx.mock(assert_all_called=False) as router:
+        up_route = router.post(URL).mock(return_value=httpx.Response(200))
+        down_route = router.post(OTHER_URL).mock(return_value=httpx.Response(200))
+        down.add(State.PENDING, 1, prefix="0191bbbb")
+        drain(down)  # delivered, before the outage
+        if outage == "503":
+            down_route.mock(return_value=httpx.Response(503))
+        else:
+            down_route.mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
+        down.add(State.PENDING, 2, prefix="0191bbbb")
+        drain(down)  # the outage: will retry
+        up.add(State.PENDING, 1)
+        drain(up)  # the newest delivery is the other endpoint's
+        up_route.mock(return_value=httpx.Response(404))
+        up.add(State.PENDING, 2)
+        drain(up)  # and so is the newest failure
+
+    [retry] = [
+        json.loads(x)
+        for x in (shared / "error.log").read_text().splitlines()
+        if json.loads(x)["msg"] == "delivery failed, will retry"
+    ]
+    why = (
+        "HTTP 503  HTTP 503 Service Unavailable"
+        if outage == "503"
+        else ("ConnectError: [Errno 111] Connection refused")
+    )
+    out = down.run(capsys, "status")[1].splitlines()
+    [sent] = [line for line in out if line.startswith("last sent")]
+    assert rid(1, "0191bbbb") in sent and rid(1) not in sent and "HTTP 200" in sent
+    assert (
+        f"last error  {retry['ts']}  delivery failed, will retry  {rid(2, '0191bbbb')}  {why}"
+        in out
+    )
+    info = json.loads(down.run(capsys, "status", "--json")[1])
+    assert info["lastFailure"]["spool"] == str(down.spool_dir)
+    assert info["lastFailure"]["nextAttemptAt"] == down.only_pending_due()
+
+    out = up.run(capsys, "status")[1].splitlines()
+    [sent] = [line for line in out if line.startswith("last sent")]
+    assert rid(1) in sent and "0191bbbb" not in sent
+    [failed] = [line for line in out if line.startswith("last error")]
+    assert "failed permanently" in failed and rid(2) in failed and "HTTP 404" in failed
 
 
 def test_status_names_a_running_daemon(full: AdminEnv, capsys: pytest.CaptureFixture[str]) -> None:
@@ -389,6 +478,9 @@ def test_replay_failed_selectors(
     assert code == 0, err
     moved_ids = [rid(n) for n in expected]
     lines = out.splitlines()
+    if expected:
+        assert lines[-1] == "no daemon runs: start one with `queued run` (or `queued run --once`)"
+        lines = lines[:-1]
     assert lines[-1] == f"{len(expected)} event(s) moved from failed/ to pending/"
     assert [line.split()[1] for line in lines[:-1]] == moved_ids
     for line in lines[:-1]:
@@ -574,6 +666,31 @@ def test_purge_with_a_bad_duration(
     assert env.names("failed") == sorted(old + new)
 
 
+def test_the_purge_that_status_suggests_for_corrupt_files_works_as_written(
+    env: AdminEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warning's command is run word for word: accepted, it asks, and it deletes every
+    corrupt file, one written just now and one dated in the future (a skewed clock) too."""
+    (env.spool_dir / "pending").mkdir(parents=True)
+    corrupt = env.spool_dir / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "20260101T000000000000Z-now.json").write_bytes(b"\x00")
+    ahead = corrupt / "20260101T000000000000Z-ahead.json"
+    ahead.write_bytes(b"{")
+    os.utime(ahead, (time.time() + 3600,) * 2)
+    [warning] = admin.status(load_config([env.config_path], environ={}))["warnings"]
+    suggested = warning.split("`")[-2]
+    assert suggested == "queued purge --state corrupt --older-than 0"
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+
+    code, out, err = env.run(capsys, *shlex.split(suggested)[1:])
+
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "2 file(s) deleted"
+    assert env.names("corrupt") == []
+
+
 def test_purge_of_a_state_directory_that_was_never_made(
     env: AdminEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -671,3 +788,35 @@ def test_status_warns_about_failed_corrupt_and_a_stuck_backlog(
     env.spool_dir.joinpath("failed").joinpath(env.names("failed")[0]).unlink()
     code, out, _ = env.run(capsys, "status", "--json")
     assert len(json.loads(out)["warnings"]) == 2
+
+
+def test_status_finds_its_own_last_line_under_another_spools_megabytes(
+    full: AdminEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another endpoint's busy daemon wrote 3 MB since this spool's last delivery,
+    and lines written before the spool field (none) are not taken for this spool's."""
+    mine = LogWriter(full.log_dir, component="daemon", max_bytes=1 << 30)
+    mine.log(
+        "success", "info", "delivered", requestId=rid(7), status=200, spool=str(full.spool_dir)
+    )
+    other = str(full.root / "elsewhere" / "spool")
+    with (full.log_dir / "success.log").open("a") as fh:
+        for n in range(10_000):
+            line = {"ts": "t", "msg": "delivered", "requestId": rid(n, "0191cccc"), "spool": other}
+            fh.write(json.dumps(line, separators=(",", ":")) + " " * (n % 300) + "\n")
+        fh.write(json.dumps({"ts": "t", "msg": "delivered", "requestId": rid(9)}) + "\n")
+    assert (full.log_dir / "success.log").stat().st_size > 3_000_000
+    info = json.loads(full.run(capsys, "status", "--json")[1])
+    assert info["lastDelivery"]["requestId"] == rid(7)
+    assert info["lastFailure"] is None
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 65536])
+def test_lines_backwards_gives_every_line_newest_first(tmp_path: Path, block: int) -> None:
+    path = tmp_path / "x.log"
+    lines = [f"line {n} " + "x" * (n * 7 % 50) for n in range(200)]
+    path.write_text("\n".join(lines) + "\n")
+    got = [raw.decode() for raw in admin._lines_backwards(path, block) if raw]
+    assert got == lines[::-1]
+    path.write_text("no newline at the end")
+    assert list(admin._lines_backwards(path, block)) == [b"no newline at the end"]

@@ -192,3 +192,57 @@ def test_success_on_a_closed_breaker_writes_nothing(tmp_path: Path, clock: Time)
     b = make(tmp_path, clock)
     b.success()
     assert not b.path.exists()
+
+
+def test_failed_says_opened_once_per_outage(tmp_path: Path, clock: Time) -> None:
+    """Only the failure that moves it from closed to open says "opened": not a later
+    one from a request that began before it opened, nor a failed probe."""
+    b = make(tmp_path, clock, failures=2, cooldown=30)
+    opened, state = b.failed()
+    assert (opened, state["state"], state["failures"]) == (False, "closed", 1)
+    opened, state = b.failed()
+    assert opened is True
+    assert state == {"state": "open", "failures": 2, "openedAt": T0, "openUntil": T0 + 30}
+    assert state == b.read()
+    opened, state = b.failed()  # a straggler: it was open already
+    assert (opened, state["state"], state["failures"]) == (False, "open", 3)
+    assert b.failure() is True  # failure() still says "open after this one"
+    clock.advance(31)
+    assert b.check() == "probe"
+    opened, state = b.failed()  # the probe failed: open again, not newly opened
+    assert (opened, state["state"], state["openUntil"]) == (False, "open", clock.at + 30)
+    b.success()
+    assert b.failed()[0] is False
+    assert b.failed()[0] is True  # a new outage opens it anew
+
+
+def test_success_returns_the_open_state_it_closed(tmp_path: Path, clock: Time) -> None:
+    b = make(tmp_path, clock, failures=2, cooldown=30)
+    assert b.success() is None  # closed, nothing to reset
+    b.failure()
+    assert b.success() is None  # closed with a count: reset, but nothing was open
+    assert b.read()["failures"] == 0
+    b.failure()
+    b.failure()
+    clock.advance(30)
+    assert b.check() == "probe"
+    closed = b.success()
+    assert closed is not None
+    assert (closed["state"], closed["failures"], closed["openedAt"]) == ("open", 2, T0)
+    assert b.read() == {"state": "closed", "failures": 0, "closedAt": clock.at}
+    assert b.success() is None  # once per transition
+
+
+def test_failed_with_the_lock_busy_counts_nothing(
+    tmp_path: Path, clock: Time, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filelock import FileLock
+
+    from hookclient import breaker
+
+    monkeypatch.setattr(breaker, "LOCK_TIMEOUT", 0.01)
+    b = make(tmp_path, clock, failures=1)
+    with FileLock(str(b.path) + ".lock"):
+        assert b.failed() == (False, {})
+        assert b.failure() is False
+    assert b.read() == {"state": "closed", "failures": 0}

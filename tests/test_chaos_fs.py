@@ -140,6 +140,41 @@ def test_a_full_disk_loses_nothing_and_the_daemon_resumes_when_space_returns(
     )
 
 
+def test_a_daemon_started_on_a_full_disk_runs_without_its_pid_file_and_delivers(
+    env: HookEnv, receiver: Receiver, tmp_path: Path
+) -> None:
+    """No space for daemon.pid, nor for a claim's owner record: `queued run` starts all
+    the same (one error line, no traceback) and delivers, which is what frees space."""
+    configure(env, receiver.url)
+    ids = spool_events(env.spool, 3)
+    (env.spool / "daemon.pid").write_text('{"pid": 1}')  # a stale one from before
+    (env.spool / "daemon.lock").touch()  # a daemon ran here before (a new empty file
+    # needs no block on a real full disk, but the injection refuses every creation)
+    flag = tmp_path / "disk-is-full"
+    flag.touch()
+    injected = env.env(
+        PYTHONPATH=str(ROOT / "tests" / "chaos" / "enospc"),
+        CHAOS_ENOSPC_FLAG=str(flag),
+        CHAOS_ENOSPC_DIR=str(env.spool),
+    )
+    done = subprocess.run(
+        [str(BIN / "queued"), "run", "--once", "--config", str(env.config)],
+        env=injected,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr.decode()) == (0, "")
+    assert sorted(r["envelope"]["requestId"] for r in receiver.rows()) == sorted(ids)
+    assert [p.name for p in env.spool.glob("*/*.json")] == []
+    assert not (env.spool / "daemon.pid").exists()  # the stale one is gone, none written
+    errors = [(x["msg"], x.get("error")) for x in env.log_lines() if x["level"] == "error"]
+    assert ("cannot write daemon.pid; running without it", "No space left on device") in errors
+    claims = [x for x in env.log_lines() if x["msg"].startswith("claimed without writing")]
+    assert sorted(x["requestId"] for x in claims) == sorted(ids)
+
+
 # -- a read-only spool ----------------------------------------------------------------
 
 

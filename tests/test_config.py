@@ -598,3 +598,101 @@ def test_config_show_and_the_daemon_never_print_url_credentials(tmp_path: Path) 
     )
     rows = describe(load(path))
     assert "s3cr3t" not in repr(rows) and "s3cr3t" not in repr(load(path))
+
+
+# -- typos and relative directories ----------------------------------------------------
+
+ENDPOINT_KEYS = "url, token_env, token_file, timeout, verify, ca_bundle, signing_secret_env"
+
+
+def test_a_misspelt_key_is_answered_with_the_closest_one(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", "[endpoint]\ntimout = 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value) == (
+        f'unknown key endpoint.timout in {path}: did you mean "timeout"? (known: {ENDPOINT_KEYS})'
+    )
+    assert load(path, strict=False).problems == (str(caught.value),)
+
+
+def test_a_key_like_no_other_gets_no_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", "[endpoint]\nzzz = 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value) == f"unknown key endpoint.zzz in {path} (known: {ENDPOINT_KEYS})"
+
+
+def test_a_misspelt_section_is_answered_with_the_closest_one(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", '[endpiont]\nurl = "http://127.0.0.1:9/hooks"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value) == f"unknown section [endpiont] in {path}: did you mean [endpoint]?"
+
+
+def test_difflib_is_imported_only_for_an_unknown_key(tmp_path: Path) -> None:
+    """The hook loads a valid config on every event: no difflib for it."""
+    import subprocess
+    import sys
+
+    good = write(tmp_path / "good.toml", "[endpoint]\ntimeout = 3\n")
+    typo = write(tmp_path / "typo.toml", "[endpoint]\ntimout = 3\n")
+    probe = (
+        "import sys\nfrom hookclient.config import load_config\n"
+        "load_config([sys.argv[1]], {}, strict=False)\nprint('difflib' in sys.modules)\n"
+    )
+    for path, imported in ((good, "False"), (typo, "True")):
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
+        assert out.stdout.strip() == imported, (path, out.stderr)
+
+
+@pytest.mark.parametrize("key", ["queue.dir", "logs.dir"])
+@pytest.mark.parametrize("value", ["spool", "./spool", "a/b"])
+def test_a_relative_directory_in_a_file_is_refused(tmp_path: Path, key: str, value: str) -> None:
+    section, name = key.split(".")
+    path = write(tmp_path / "c.toml", f'[{section}]\n{name} = "{value}"\n')
+    message = f"{key} in {path}: expected an absolute directory, got {value!r}"
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value) == message
+
+    c = load(path, strict=False)
+    assert c.problems == (message,)
+    assert getattr(c, section).dir == getattr(load(), section).dir  # the default
+    assert c.sources[key] == f"default (invalid in {path})"
+
+
+@pytest.mark.parametrize("key", ["queue.dir", "logs.dir"])
+def test_a_relative_directory_in_a_variable_is_refused(key: str) -> None:
+    section, name = key.split(".")
+    var = f"HOOKCLIENT_{section.upper()}_{name.upper()}"
+    message = f"{key} in env {var}: expected an absolute directory, got 'spool'"
+    with pytest.raises(ConfigError) as caught:
+        load(env={var: "spool"})
+    assert str(caught.value) == message
+    c = load(env={var: "spool"}, strict=False)
+    assert c.problems == (message,)
+    assert getattr(c, section).dir == getattr(load(), section).dir
+
+
+def test_home_relative_and_absolute_directories_are_accepted(tmp_path: Path) -> None:
+    c = load(env={"HOOKCLIENT_QUEUE_DIR": "~/q", "HOOKCLIENT_LOGS_DIR": str(tmp_path / "l")})
+    assert c.queue.dir == Path("~/q").expanduser() and c.queue.dir.is_absolute()
+    assert c.logs.dir == tmp_path / "l" and c.problems == ()
+
+
+def test_a_home_that_cannot_be_expanded_is_a_config_problem_not_a_crash() -> None:
+    env = {"HOOKCLIENT_QUEUE_DIR": "~no-such-user-4f1c/q"}
+    message = (
+        "queue.dir in env HOOKCLIENT_QUEUE_DIR: expected a path whose ~ can be expanded, "
+        "got '~no-such-user-4f1c/q'"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(env=env)
+    assert str(caught.value) == message
+    assert load(env=env, strict=False).problems == (message,)

@@ -554,6 +554,94 @@ def test_an_open_breaker_written_by_a_hook_holds_the_daemon_back(
     assert json.loads((h.spool_dir / "breaker.json").read_text())["state"] == "closed"
 
 
+# -- saying why: error.log during an outage --------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["503", "refused"])
+def test_each_retryable_failure_says_why_in_error_log(
+    h: Harness, router: respx.MockRouter, answer: str
+) -> None:
+    """One error.log line per retryable failure, with when it is tried again; the last
+    one is the "retries exhausted" line.  queue.log keeps its lines as they were."""
+    if answer == "503":
+        router.post(URL).mock(return_value=httpx.Response(503))
+        status, error = 503, "HTTP 503 Service Unavailable"
+    else:
+        router.post(URL).mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
+        status, error = None, "ConnectError: [Errno 111] Connection refused"
+    record = h.add()
+    rid = record.request_id
+    d = h.start(h.config(max_retries=2, backoff=[60.0, 300.0]))
+    start = h.clock.at
+    for wait in (0.0, 60.0, 300.0):
+        h.clock.advance(wait)
+        d.drain_due()
+
+    attempts = h.log("queue", "attempt")
+    lines = h.log("error")
+    assert [line["msg"] for line in lines] == [
+        "delivery failed, will retry",
+        "delivery failed, will retry",
+        "retries exhausted",
+    ]
+    for line, attempt, retries, due in ((lines[0], 1, 0, 60.0), (lines[1], 2, 1, 360.0)):
+        assert line["level"] == "warning" and line["component"] == "daemon"
+        assert (line["requestId"], line["traceId"]) == (rid, record.envelope["traceId"])
+        assert (line["event"], line["attempt"], line["retries"]) == ("Stop", attempt, retries)
+        assert (line.get("status"), line["error"], line["outcome"]) == (status, error, "retryable")
+        assert line["nextAttemptAt"] == utc_iso(start + due)
+        assert line["spanId"] == attempts[attempt - 1]["spanId"]
+        assert (line["state"], line["file"]) == ("pending", record.path.name)
+        assert line["spool"] == str(h.spool_dir)
+    assert lines[2]["attempt"] == 3 and lines[2].get("status") == status
+    mine = [line["msg"] for line in h.log("queue") if line.get("requestId") == rid]
+    assert mine == ["attempt", "retry scheduled"] * 2 + ["attempt"]
+
+
+def test_breaker_opening_and_closing_are_one_error_log_line_each(
+    h: Harness, router: respx.MockRouter
+) -> None:
+    """Opened by the failure that reached breaker_failures (not again by later ones,
+    nor by each failed probe); closed by the delivery that ended the outage."""
+    up = threading.Event()
+    router.post(URL).mock(side_effect=lambda request: httpx.Response(200 if up.is_set() else 503))
+    records = [h.add(envelope(h.clock, n=n)) for n in range(3)]
+    d = h.start(h.config(breaker_failures=2, breaker_cooldown=30.0))
+    t0 = h.clock.at
+    d.drain_due()  # two failures open it; the third event waits for the probe
+    h.clock.advance(30.0)
+    d.drain_due()  # the probe fails: open again, no second "opened" line
+    up.set()
+    h.clock.advance(60.0)
+    d.drain_due()  # the next probe is delivered and closes it; the rest follow
+
+    lines = h.log("error")
+    assert [line["msg"] for line in lines] == [
+        "delivery failed, will retry",
+        "delivery failed, will retry",
+        "circuit breaker opened",
+        "delivery failed, will retry",
+        "circuit breaker closed",
+    ]
+    opened, closed = lines[2], lines[4]
+    assert opened["requestId"] == records[1].request_id == lines[1]["requestId"]
+    assert (opened["failures"], opened["cooldown"]) == (2, 30.0)
+    assert opened["openUntil"] == utc_iso(t0 + 30.0)
+    assert opened["traceId"] == records[1].envelope["traceId"]
+    assert opened["level"] == closed["level"] == "warning"
+    assert lines[3]["probe"] is True and lines[3]["requestId"] == records[2].request_id
+    first_delivered = h.log("success", "delivered")[0]
+    [probe] = [
+        a for a in h.log("queue", "attempt") if a["outcome"] == "delivered" and a.get("probe")
+    ]
+    assert closed["requestId"] == first_delivered["requestId"] == probe["requestId"]
+    assert closed["spanId"] == probe["spanId"]
+    assert (closed["failures"], closed["status"]) == (3, 200)
+    assert closed["openedAt"] == utc_iso(t0)
+    assert {line["spool"] for line in lines} == {str(h.spool_dir)}
+    assert len(h.log("success", "delivered")) == 3
+
+
 # -- recovery at start ----------------------------------------------------------------
 
 
@@ -693,6 +781,47 @@ def test_corrupt_pending_files_are_quarantined_and_good_ones_delivered(
         assert line["file"] in line["error"]
     assert sorted(sent_ids(route)) == sorted(r.request_id for r in good)
     assert h.names("pending") == h.names("processing") == []
+
+
+def test_a_request_id_that_is_not_a_uuid_is_quarantined_not_sent(
+    h: Harness, router: respx.MockRouter
+) -> None:
+    """Whole, parseable records whose envelope requestId the hook could not have
+    written: a path, none, a number, an uppercase UUID, or another event's id than
+    the file's name says.  Each goes to corrupt/ as it was, with a line naming it."""
+    route = router.post(URL).mock(return_value=httpx.Response(200))
+    good = h.add()
+    template = good.body()
+    ids: dict[str, Any] = {
+        "traversal": "../../x",
+        "uppercase": "0191AAAA-0003-7000-8000-000000000003",
+        "number": 7,
+        "mismatch": "0191aaaa-0009-7000-8000-000000000009",
+    }
+    bad = {}
+    for n, (kind, request_id) in enumerate(ids.items()):
+        body = json.loads(json.dumps(template))
+        body["envelope"]["requestId"] = request_id
+        bad[f"20260101T00000000000{n}Z-0191aaaa-000{n}-7000-8000-00000000000{n}.json"] = kind
+        (h.spool_dir / "pending" / next(reversed(bad))).write_text(json.dumps(body))
+    missing = json.loads(json.dumps(template))
+    del missing["envelope"]["requestId"]
+    bad["20260101T000000000005Z-0191aaaa-0005-7000-8000-000000000005.json"] = "missing"
+    (h.spool_dir / "pending" / next(reversed(bad))).write_text(json.dumps(missing))
+    before = {name: (h.spool_dir / "pending" / name).read_bytes() for name in bad}
+
+    d = h.start()
+    d.drain_due()
+
+    assert sent_ids(route) == [good.request_id]  # only the good one went out
+    assert sorted(h.names("corrupt")) == sorted(bad)
+    for name, data in before.items():
+        assert (h.spool_dir / "corrupt" / name).read_bytes() == data
+    lines = h.log("error", "corrupt file quarantined")
+    assert sorted(line["file"] for line in lines) == sorted(bad)
+    for line in lines:
+        assert line["file"] in line["error"] and line["state"] == "corrupt"
+    assert h.names("pending") == h.names("processing") == h.names("failed") == []
 
 
 def test_a_corrupt_file_in_processing_is_quarantined_at_start(h: Harness) -> None:

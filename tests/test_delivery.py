@@ -6,6 +6,7 @@ No real network: respx mocks httpx's transport; a FakeClock stands in for time.
 from __future__ import annotations
 
 import re
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -675,3 +676,21 @@ def test_a_retry_never_starts_short_of_min_attempt_after_importing_tenacity(
         inline(sender, attempts=3, delay=0.0, budget=MIN_ATTEMPT + 0.01, seen=seen)
     assert [o.status for o in seen] == [503]  # 0.04 s left after the import: no attempt 2
     assert route.call_count == 1
+
+
+@pytest.mark.timeout(10)
+def test_an_error_whose_cause_chain_loops_is_classified_not_walked_forever() -> None:
+    """A chain that loops back on itself (an instance raised again from its own
+    handler, as a respx side_effect function can do) spun the daemon at full CPU:
+    the TLS test walked __cause__/__context__ with no guard."""
+    from hookclient.delivery import _is_tls
+
+    looped = httpx.ConnectError("connection refused")
+    inner = OSError("refused")
+    inner.__context__ = looped
+    looped.__context__ = inner
+    assert _is_tls(looped) is False
+    tls = httpx.ConnectError("handshake")
+    cause = ssl.SSLError("bad certificate")
+    tls.__context__, cause.__context__ = cause, tls
+    assert _is_tls(tls) is True

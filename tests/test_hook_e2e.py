@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -582,6 +583,87 @@ def test_a_permanent_answer_resets_the_breakers_count(hook: HookEnv, receiver: R
     hook.run(stop)  # 404: permanent, but an answer
     state = json.loads((hook.spool / "breaker.json").read_text())
     assert state["state"] == "closed" and state["failures"] == 0
+
+
+def error_lines(hook: HookEnv) -> list[dict[str, object]]:
+    path = hook.logs / "error.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def queued_status(hook: HookEnv) -> str:
+    done = subprocess.run(
+        [str(BIN / "queued"), "status", "--config", str(hook.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**hook.env(), "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_direct_mode_says_why_in_error_log_and_queued_status(
+    hook: HookEnv, receiver: Receiver
+) -> None:
+    """Refused connections: one error.log line per failed try (the last with its due
+    time), the breaker's opening once; `queued status` shows that last failure.  Then
+    a probe is delivered and closes the breaker, once."""
+    from hookclient.clock import utc_iso
+
+    settings: dict[str, dict[str, Any]] = {
+        "delivery": {"inline_attempts": 2, "inline_delay": 0.01},
+        "queue": {"dir": str(hook.spool), "breaker_failures": 2, "breaker_cooldown": 600.0},
+    }
+    hook.configure(**settings)  # nothing listens on 127.0.0.1:9
+    stop = (FIXTURES / "stop.json").read_bytes()
+    assert hook.run(stop).returncode == 0  # two refused tries; the second opens the breaker
+    assert hook.run(stop).returncode == 0  # open: spooled, the network untouched
+    first = hook.bodies("pending")[0]
+    rid = first["envelope"]["requestId"]
+    lines = error_lines(hook)
+    assert [line["msg"] for line in lines] == [
+        "delivery failed, will retry",
+        "delivery failed, will retry",
+        "circuit breaker opened",
+    ]
+    for line, attempt in zip(lines, (1, 2, None), strict=True):
+        assert (line["requestId"], line["traceId"]) == (rid, first["envelope"]["traceId"])
+        assert (line["event"], line["component"], line["spool"]) == (
+            "Stop",
+            "hook",
+            str(hook.spool),
+        )
+        if attempt is not None:
+            assert (line["attempt"], line["outcome"], line["level"]) == (
+                attempt,
+                "retryable",
+                "warning",
+            )
+            assert str(line["error"]).startswith("ConnectError: ") and "status" not in line
+    assert "nextAttemptAt" not in lines[0]  # tried again at once, inline
+    assert lines[1]["nextAttemptAt"] == first["state"]["nextAttemptAt"]
+    breaker = json.loads((hook.spool / "breaker.json").read_text())
+    assert (lines[2]["failures"], lines[2]["cooldown"]) == (2, 600.0)
+    assert lines[2]["openUntil"] == utc_iso(breaker["openUntil"])
+
+    status = queued_status(hook)
+    assert "last sent   -" in status
+    expected = f"  delivery failed, will retry  {rid}  {str(lines[1]['error'])[:80]}"
+    assert f"last error  {lines[1]['ts']}{expected}" in status.splitlines()
+
+    (hook.spool / "breaker.json").write_text(json.dumps({**breaker, "openUntil": time.time() - 1}))
+    hook.configure(endpoint={"url": receiver.url}, **settings)
+    assert hook.run(stop).returncode == 0  # the probe: delivered, closes the breaker
+    assert hook.run(stop).returncode == 0  # closed: delivered, no line
+    [probe, after] = [row["request_id"] for row in receiver.rows()]
+    lines = error_lines(hook)
+    assert [line["msg"] for line in lines[3:]] == ["circuit breaker closed"]
+    closed = lines[3]
+    assert (closed["requestId"], closed["status"], closed["failures"]) == (probe, 200, 2)
+    assert closed["spool"] == str(hook.spool)
+    [sent] = [x for x in queued_status(hook).splitlines() if x.startswith("last sent")]
+    assert f"  delivered  {after}  HTTP 200" in sent
 
 
 @pytest.mark.parametrize("when", ["after the answer", "during the request"])

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from hookclient import dirs
 from hookclient.install import KNOWN_EVENTS, NEVER, is_ours
 from tests.conftest import BIN, FIXTURES
 
@@ -44,6 +46,12 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "home2"
     path.mkdir()
     return path
+
+
+def backups_of(home: Path) -> list[Path]:
+    """The settings backups kept in the user state dir of this HOME, oldest first."""
+    directory = Path(str(dirs.resolve("state", environ={"HOME": str(home)}))) / "backups"
+    return sorted(directory.glob("*.bak-*")) if directory.is_dir() else []
 
 
 def settings(path: Path) -> dict:
@@ -145,16 +153,63 @@ def test_other_hooks_and_keys_are_kept_and_second_run_changes_nothing(
     assert data["model"] == "opus" and data["permissions"] == original["permissions"]
     assert data["hooks"]["Stop"][0] == {"hooks": [OTHER]}
     assert data["hooks"]["PreToolUse"][0] == {"matcher": "Bash", "hooks": [OTHER]}
-    backups = list(path.parent.glob("settings.json.bak-*"))
-    assert [json.loads(b.read_text()) for b in backups] == [original]
+    assert [json.loads(b.read_text()) for b in backups_of(home)] == [original]
 
     again = run("install", "--scope", "project", cwd=project, home=home)
     assert "nothing to change" in again.stdout
     assert path.read_text() == first
-    assert len(list(path.parent.glob("settings.json.bak-*"))) == 1
+    assert len(backups_of(home)) == 1
 
     assert run("uninstall", "--scope", "project", cwd=project, home=home).returncode == 0
     assert settings(path) == original
+
+
+@pytest.mark.parametrize(
+    ("scope", "relative"),
+    [
+        ("user", "home/.claude/settings.json"),
+        ("project", "project/.claude/settings.json"),
+        ("local", "project/.claude/settings.local.json"),
+    ],
+)
+def test_backups_go_to_the_user_state_dir_never_next_to_the_settings(
+    project: Path, home: Path, scope: str, relative: str
+) -> None:
+    base = {"home": home, "project": project}[relative.split("/")[0]]
+    path = base / relative.split("/", 1)[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"model": "opus"}\n')
+    os.chmod(path, 0o644)
+
+    installed = run("install", "--scope", scope, "--events", "Stop", cwd=project, home=home)
+    removed = run("uninstall", "--scope", scope, cwd=project, home=home)
+
+    assert (installed.returncode, removed.returncode) == (0, 0)
+    first, second = backups_of(home)
+    assert first.read_text() == '{"model": "opus"}\n'
+    assert ours(json.loads(second.read_text()))["Stop"]  # what uninstall found
+    assert installed.stdout.splitlines()[0] == (f"registered 1 events in {path} (backup: {first})")
+    assert removed.stdout.splitlines() == [
+        f"removed hookclient's hooks from {path} (backup: {second})"
+    ]
+    assert [stat.S_IMODE(b.stat().st_mode) for b in (first, second)] == [0o600, 0o600]
+    assert stat.S_IMODE(first.parent.stat().st_mode) == 0o700
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no .bak-*
+    assert settings(path) == {"model": "opus"}
+
+
+def test_project_scope_says_the_command_path_is_this_machines(project: Path, home: Path) -> None:
+    result = run("install", "--scope", "project", "--events", "Stop", cwd=project, home=home)
+    path = project / ".claude" / "settings.json"
+    [hook] = ours(settings(path))["Stop"]
+    assert result.stdout.splitlines() == [
+        f"registered 1 events in {path}",
+        f"note: {path} is shared with the team, but its hook command"
+        f" ({hook['command']}) is a path on this machine;"
+        " for a personal install use --scope local instead",
+    ]
+    local = run("install", "--scope", "local", "--events", "Stop", cwd=project, home=home)
+    assert "note:" not in local.stdout
 
 
 def test_async_only_on_tool_events_never_on_stop_or_session_end(project: Path, home: Path) -> None:
@@ -187,6 +242,7 @@ def test_a_broken_settings_file_is_refused_and_left_alone(
     assert str(path) in line and "Traceback" not in result.stderr
     assert path.read_text() == text
     assert list(path.parent.glob("*.bak-*")) == []
+    assert backups_of(home) == []
 
 
 def test_refuses_events_that_need_stdout_or_are_unknown(project: Path, home: Path) -> None:

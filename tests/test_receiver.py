@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -274,6 +275,62 @@ def test_body_that_is_not_utf8_json_is_400(client: TestClient, db: Path, raw: by
     assert response.json()["error"].startswith(("body is not", "body is nested deeper"))
     assert table(db, "events") == []
     assert statuses(db) == [("INVALID", 400)]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "text/json",
+        "json",
+    ],
+)
+def test_a_body_sent_as_another_content_type_is_415_and_audited(
+    client: TestClient, db: Path, content_type: str
+) -> None:
+    doc = envelope()  # a valid envelope: only the declared type is wrong
+    headers = {"Content-Type": content_type, "X-Request-Id": doc["requestId"]}
+
+    response = post(client, doc, headers)
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "error": f"Content-Type {content_type!r} is not JSON: send application/json"
+    }
+    assert table(db, "events") == []
+    [audit] = table(db, "webhook_events")
+    assert (audit["status"], audit["http_status"]) == ("INVALID", 415)
+    assert audit["request_id"] == doc["requestId"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        "application/cloudevents+json",
+        "application/vnd.api+json ; charset=utf-8",
+    ],
+)
+def test_json_content_types_with_parameters_are_accepted(
+    client: TestClient, db: Path, content_type: str
+) -> None:
+    response = post(client, envelope(), {"Content-Type": content_type})
+
+    assert (response.status_code, response.json()["status"]) == (200, "accepted")
+    assert statuses(db) == [("SUCCESS", 200)]
+
+
+def test_the_token_is_checked_before_the_content_type(client: TestClient, db: Path) -> None:
+    headers = {"Authorization": "Bearer wrong", "Content-Type": "text/plain"}
+    response = client.post("/hooks", content=body_of(envelope()), headers=headers)
+    assert response.status_code == 401
+    assert statuses(db) == [("UNAUTHORIZED", 401)]
 
 
 INVALID_ENVELOPES: list[tuple[str, Any]] = [
@@ -731,6 +788,60 @@ def test_store_dedup_holds_under_concurrent_accepts(db: Path) -> None:
 def test_create_app_refuses_an_empty_token(db: Path) -> None:
     with pytest.raises(ValueError, match="empty"):
         create_app(db, "")
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, which lets SQLite create files 0644 unless the store prevents it."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def db_modes(db: Path) -> dict[str, int]:
+    return {s: stat.S_IMODE(os.stat(f"{db}{s}").st_mode) for s in ("", "-wal", "-shm")}
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_a_new_database_and_its_wal_files_are_0600(db: Path) -> None:
+    with running(db) as client:
+        assert post(client, envelope()).status_code == 200
+        assert post(client, b"not json").status_code == 400  # an audit-only write too
+        modes = db_modes(db)  # while it runs: -wal and -shm go when the last one closes
+    assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_an_existing_world_readable_database_is_narrowed_to_0600(db: Path) -> None:
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE before (x)")
+    os.chmod(db, 0o644)
+    with running(db) as client:
+        assert post(client, envelope()).status_code == 200
+        modes = db_modes(db)
+    assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+
+
+@pytest.mark.parametrize("blocked", ["starlette", "uvicorn"])
+def test_without_the_receiver_extra_it_says_how_to_install_it(tmp_path: Path, blocked: str) -> None:
+    """What `pip install <checkout>` without [receiver] gives: the module cannot be imported."""
+    code = (
+        "import sys\n"
+        f"sys.modules[{blocked!r}] = None\n"  # import starlette/uvicorn -> ModuleNotFoundError
+        "from receiver.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = [sys.executable, "-c", code, "--no-auth", "--port", "0", "--db", str(tmp_path / "x")]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        f"hookclient-receiver: cannot import {blocked}: the receiver needs the receiver extra:"
+        " pip install 'hookclient[receiver]' (from a checkout: pip install '<checkout>[receiver]')"
+    ]
+    assert not (tmp_path / "x").exists()
 
 
 # --- the command ------------------------------------------------------------------------

@@ -97,8 +97,9 @@ def status_of(answer: bytes) -> int:
 
 SQLISH = "x'); DROP TABLE events; --"
 HOSTILE_POSTS: dict[str, tuple[dict[str, str], bytes, int]] = {
-    "valid, text/plain": ({"Content-Type": "text/plain"}, b"VALID", 200),
-    "form-encoded": ({"Content-Type": "application/x-www-form-urlencoded"}, b"a=1&b=2", 400),
+    "valid, text/plain": ({"Content-Type": "text/plain"}, b"VALID", 415),
+    "valid, +json; charset": ({"Content-Type": "application/x+json; charset=utf-8"}, b"VALID", 200),
+    "form-encoded": ({"Content-Type": "application/x-www-form-urlencoded"}, b"a=1&b=2", 415),
     "invalid UTF-8": ({}, b'{"requestId": "\xff\xfe"}', 400),
     "UTF-16 JSON": ({}, json.dumps(envelope()).encode("utf-16"), 400),
     "NaN": ({}, b'{"x": NaN}', 400),
@@ -189,7 +190,7 @@ def test_hostile_requests_get_their_status_and_leave_the_database_consistent(
 
     assert server.alive()
     rows = server.table("events")
-    assert len(rows) == accepted == 2  # the valid text/plain one and the SQL-ish one
+    assert len(rows) == accepted == 2  # the valid +json one and the SQL-ish one
     assert SQLISH in {r["event"] for r in rows}  # stored verbatim, as data
     matched = server.client.get("/events?session_id=' OR 1=1 --", headers=AUTH).json()
     assert [e["event"] for e in matched["events"]] == [SQLISH]

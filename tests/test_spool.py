@@ -261,6 +261,59 @@ def test_read_refuses_corrupt_files(spool: Spool, kind: str) -> None:
     assert str(path) in str(caught.value)
 
 
+GOOD_ID = "0191aaaa-0001-7000-8000-000000000001"
+BAD_IDS = {
+    "traversal": "../../x",
+    "empty": "",
+    "uppercase": GOOD_ID.upper(),
+    "no-hyphens": GOOD_ID.replace("-", ""),
+    "braces": "{" + GOOD_ID + "}",
+    "urn": "urn:uuid:" + GOOD_ID,
+    "hyphens-moved": "0191aaaa0-001-7000-8000-000000000001",
+    "not-hex": "0191aaag-0001-7000-8000-000000000001",
+    "trailing-newline": GOOD_ID + "\n",
+    "too-long": GOOD_ID + "0",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_IDS))
+def test_read_refuses_a_request_id_that_is_not_a_canonical_uuid(spool: Spool, kind: str) -> None:
+    """The daemon puts the requestId in a header and the receiver keys on it: an id
+    the hook never writes (it writes lowercase hyphenated UUIDv7s) means the file was
+    made by something else, and is quarantined rather than sent."""
+    spool.ensure()
+    path = spool.dir(State.PENDING) / f"20260101T000000000000Z-{GOOD_ID}.json"
+    body = {"envelope": {**envelope(), "requestId": BAD_IDS[kind]}, "state": state()}
+    path.write_text(json.dumps(body))
+    with pytest.raises(CorruptFile, match="not a lowercase hyphenated UUID") as caught:
+        spool.read(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("request_id", [[GOOD_ID], None, 7, {"id": GOOD_ID}])
+def test_read_refuses_a_request_id_that_is_not_a_string(spool: Spool, request_id: Any) -> None:
+    spool.ensure()
+    path = spool.dir(State.PENDING) / f"20260101T000000000000Z-{GOOD_ID}.json"
+    body = {"envelope": {**envelope(), "requestId": request_id}, "state": state()}
+    path.write_text(json.dumps(body))
+    with pytest.raises(CorruptFile, match="requestId"):
+        spool.read(path)
+
+
+def test_read_refuses_a_file_named_for_another_request_id(spool: Spool) -> None:
+    """A file's name carries its requestId (``queued show``, ``trace`` and ``find`` go
+    by it): a body that says another one was not written here under that name."""
+    spool.ensure()
+    other = "0191aaaa-0002-7000-8000-000000000002"
+    path = spool.dir(State.PENDING) / f"20260101T000000000000Z-{other}.json"
+    path.write_text(json.dumps({"envelope": envelope(GOOD_ID), "state": state()}))
+    with pytest.raises(CorruptFile, match=f"named for '{other}', holds {GOOD_ID}"):
+        spool.read(path)
+    good = spool.add(envelope(GOOD_ID), state(), State.PENDING)
+    assert spool.read(good.path).request_id == GOOD_ID
+    assert spool.read(str(good.path)).request_id == GOOD_ID
+
+
 def test_read_of_a_symlink_does_not_follow_it(spool: Spool) -> None:
     spool.ensure()
     path = spool.dir(State.PENDING) / "link.json"

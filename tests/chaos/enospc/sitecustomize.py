@@ -2,8 +2,9 @@
 
 Loaded through PYTHONPATH by the hook and daemon processes of a full-disk test. While
 the file named by CHAOS_ENOSPC_FLAG exists, creating any file under CHAOS_ENOSPC_DIR
-fails with ENOSPC, as a full filesystem's first write would.  Renames and unlinks still
-work, as they do on a full disk.
+fails with ENOSPC, as a full filesystem's first write would.  Renames, unlinks and
+opening a file that exists (even with O_CREAT, as filelock opens its lock) still work,
+as they do on a full disk.
 """
 
 import errno
@@ -17,7 +18,8 @@ if _FLAG and _DIR:
 
     def _full_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
         full = flags & os.O_CREAT and os.path.exists(_FLAG)
-        if full and os.path.abspath(os.fsdecode(path)).startswith(_DIR):
+        name = os.path.abspath(os.fsdecode(path))
+        if full and name.startswith(_DIR) and not os.path.exists(name):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         return _open(path, flags, mode, dir_fd=dir_fd)
 
