@@ -1,9 +1,8 @@
 """Delivery: one HTTP attempt, classified; and the hook's bounded inline retries.
 
 This is the one module that talks to httpx and catches its exceptions.  Every attempt
-ends as an :class:`Outcome` (delivered / retryable / permanent, DESIGN.md "Delivery
-outcomes"); a non-delivered outcome is raised as :class:`~hookclient.errors.Retryable`
-or :class:`~hookclient.errors.Permanent`, which is what tenacity retries on
+ends as an :class:`~hookclient.outcome.Outcome` (delivered / retryable / permanent),
+returned, never raised; tenacity retries on retryable results
 (:mod:`hookclient.retrying`, imported only once a first attempt has failed).
 
 Importing this module imports httpx, which costs a hook about 5x the time of one that
@@ -16,12 +15,8 @@ import base64
 import hashlib
 import hmac
 import socket
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -29,74 +24,10 @@ from hookclient import __version__
 from hookclient.clock import Clock
 from hookclient.config import Endpoint, safe_url
 from hookclient.envelope import random_hex
-from hookclient.errors import DeliveryError, Permanent, Retryable
+from hookclient.outcome import MIN_ATTEMPT, Kind, Outcome, classify, parse_retry_after
 
-Kind = Literal["delivered", "retryable", "permanent"]
 USER_AGENT = f"hookclient/{__version__}"
-#: An attempt with less time than this left is not started.
-MIN_ATTEMPT = 0.05
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-RETRYABLE_STATUS = frozenset({408, 425, 429, *range(500, 600)}) - {501}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt came to.  ``error`` is a short machine word for lastError.kind."""
-
-    kind: Kind
-    status: int | None
-    detail: str
-    attempt: int
-    span_id: str
-    elapsed_ms: float
-    error: str | None = None
-    retry_after: float | None = None
-    at: float = field(default_factory=time.time)
-
-    def history_entry(self, by: str) -> dict[str, Any]:
-        from hookclient.clock import utc_iso
-
-        return {
-            "at": utc_iso(self.at),
-            "attempt": self.attempt,
-            "by": by,
-            "outcome": self.kind,
-            "status": self.status,
-            "error": self.error,
-            "detail": self.detail,
-            "elapsedMs": round(self.elapsed_ms, 1),
-            "spanId": self.span_id,
-        }
-
-    def last_error(self) -> dict[str, Any]:
-        return {"kind": self.error or "http", "status": self.status, "detail": self.detail}
-
-
-def classify(status: int) -> Kind:
-    """DESIGN.md's table: 2xx delivered; 408/425/429/5xx-but-501 retryable; else permanent."""
-    if 200 <= status < 300:
-        return "delivered"
-    if status in RETRYABLE_STATUS:
-        return "retryable"
-    return "permanent"
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # not "²" or "١٢": isdigit() alone says yes
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-        if when is None:
-            return None
-        if when.tzinfo is None:  # asctime and "-0000" dates: HTTP dates are GMT, not local
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, when.timestamp() - now)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -193,7 +124,8 @@ class Sender:
     def post(
         self, envelope: dict[str, Any], body: bytes, *, attempt: int, timeout: float
     ) -> Outcome:
-        """One attempt.  Returns delivered outcomes; raises Retryable / Permanent."""
+        """One attempt, whatever happens: its :class:`Outcome`.  Never raises for the
+        network or the endpoint's answer."""
         span_id = random_hex(8)
         now = self.clock.now()
         if self.endpoint.signing_secret:
@@ -218,16 +150,15 @@ class Sender:
             limit = self._timeout if timeout == self.endpoint.timeout else httpx.Timeout(timeout)
             response = self.client.post(self.url, content=body, headers=headers, timeout=limit)
         except httpx.TimeoutException as exc:
-            raise Retryable(done("retryable", None, _describe(exc), error="timeout")) from None
+            return done("retryable", None, _describe(exc), error="timeout")
         except httpx.ConnectError as exc:
-            kind = "tls" if _is_tls(exc) else "connect"
-            raise Retryable(done("retryable", None, _describe(exc), error=kind)) from None
+            return done("retryable", None, _describe(exc), error=_connect_error(exc))
         except httpx.UnsupportedProtocol as exc:
-            raise Permanent(done("permanent", None, _describe(exc), error="url")) from None
+            return done("permanent", None, _describe(exc), error="url")
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise Retryable(done("retryable", None, _describe(exc), error="reset")) from None
+            return done("retryable", None, _describe(exc), error="reset")
         except httpx.TransportError as exc:
-            raise Retryable(done("retryable", None, _describe(exc), error="network")) from None
+            return done("retryable", None, _describe(exc), error="network")
         status = response.status_code
         kind = classify(status)
         detail = f"HTTP {status} {response.reason_phrase}".strip()
@@ -236,9 +167,9 @@ class Sender:
         if kind == "permanent":
             if 300 <= status < 400:
                 detail += " (redirects are not followed)"
-            raise Permanent(done(kind, status, detail, error="http"))
+            return done(kind, status, detail, error="http")
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
-        raise Retryable(done(kind, status, detail, error="http", retry_after=retry_after))
+        return done(kind, status, detail, error="http", retry_after=retry_after)
 
 
 def transport_warnings(endpoint: Endpoint) -> list[str]:
@@ -279,6 +210,10 @@ def _verify(endpoint: Endpoint) -> Any:
     return True
 
 
+def _connect_error(exc: Exception) -> str:
+    return "tls" if _is_tls(exc) else "connect"
+
+
 def _is_tls(exc: Exception) -> bool:
     import ssl
 
@@ -297,13 +232,6 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-def no_time_for_another(clock: Clock, delay: float, deadline: float) -> bool:
-    """True when another attempt, after its ``delay``, could not start with at least
-    MIN_ATTEMPT left before ``deadline`` (monotonic).  The one test of the budget, for
-    the first retry here and for tenacity's stop in :mod:`hookclient.retrying`."""
-    return clock.monotonic() + delay + MIN_ATTEMPT >= deadline
-
-
 def deliver_inline(
     sender: Sender,
     envelope: dict[str, Any],
@@ -319,42 +247,37 @@ def deliver_inline(
     """Up to ``attempts`` tries ``delay`` apart, none started past ``deadline`` (monotonic).
 
     Each try's timeout is cut to the time left, so the whole stays inside the budget.
-    Returns the delivered outcome, or raises the last :class:`Retryable` /
-    :class:`Permanent`; ``on_outcome`` sees every attempt (for logs and history).
-    ``give_up`` is asked between attempts (the hook stops when the breaker opens).
+    Returns the last attempt's outcome (delivered, permanent, or the last retryable
+    one); ``on_outcome`` sees every attempt (for logs and history).  ``give_up`` is
+    asked between attempts (the hook stops when the breaker opens).
     """
+    from hookclient.outcome import no_time_for_another
+
     clock = sender.clock
     counter = iter(range(first_attempt, first_attempt + attempts))
 
     def one() -> Outcome:
         attempt = next(counter)
         left = deadline - clock.monotonic()
-        try:
-            outcome = sender.post(
-                envelope, body, attempt=attempt, timeout=min(sender.endpoint.timeout, left)
-            )
-        except DeliveryError as exc:
-            on_outcome(exc.outcome)
-            raise
+        outcome = sender.post(
+            envelope, body, attempt=attempt, timeout=min(sender.endpoint.timeout, left)
+        )
         on_outcome(outcome)
         return outcome
 
     if deadline - clock.monotonic() < MIN_ATTEMPT:
-        late = Outcome(
+        return Outcome(
             "retryable", None, "no time left in the budget", first_attempt, "", 0.0, at=clock.now()
         )
-        raise Retryable(late)
-    try:
-        return one()  # most events: a healthy endpoint, and tenacity is never imported
-    except Retryable:
-        if attempts <= 1 or give_up():
-            raise
-        # tenacity's first import takes milliseconds of the budget: before the deadline
-        # check, so that a retry never starts with less than MIN_ATTEMPT left
-        from hookclient.retrying import retry_inline
+    first = one()  # most events: a healthy endpoint, and tenacity is never imported
+    if first.kind != "retryable" or attempts <= 1 or give_up():
+        return first
+    # tenacity's first import takes milliseconds of the budget: before the deadline
+    # check, so that a retry never starts with less than MIN_ATTEMPT left
+    from hookclient.retrying import retry_inline
 
-        if no_time_for_another(clock, delay, deadline):
-            raise
+    if no_time_for_another(clock, delay, deadline):
+        return first
     clock.sleep(delay)
     return retry_inline(
         one, attempts=attempts - 1, delay=delay, deadline=deadline, clock=clock, give_up=give_up

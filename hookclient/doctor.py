@@ -27,7 +27,7 @@ from hookclient.lockprobe import lock_held
 from hookclient.spool import Spool
 
 if TYPE_CHECKING:
-    from hookclient.delivery import Outcome
+    from hookclient.outcome import Outcome
 
 LOW_DISK = 100 * 1024 * 1024
 #: The event doctor POSTs: a real envelope, which the receiver stores like any other.
@@ -144,7 +144,6 @@ def _reachable(config: Config, environ: Mapping[str, str]) -> Check:
     if not config.endpoint.url:
         return Check("reachable", "WARN", "skipped: no endpoint url")
     from hookclient.delivery import Sender
-    from hookclient.errors import DeliveryError
 
     envelope = _test_envelope(config)
     try:
@@ -158,8 +157,6 @@ def _reachable(config: Config, environ: Mapping[str, str]) -> Check:
         )
     try:
         outcome = sender.post(envelope, dumps(envelope), attempt=1, timeout=config.endpoint.timeout)
-    except DeliveryError as exc:  # Sender.post raises what it did not deliver
-        outcome = exc.outcome
     finally:
         sender.close()
     return _judge(outcome, config)

@@ -1,24 +1,18 @@
 """One exception tree for the whole product, translated to exit codes at one boundary.
 
 The CLI catches :class:`HookclientError` once and prints its message as one line on
-stderr; anything else escaping is a bug.  Only ``delivery.py`` ever sees httpx's own
-exceptions: it turns them into :class:`Retryable` or :class:`Permanent` there.
+stderr; anything else escaping is a bug.  A delivery attempt that fails is not an
+error here but a value (:class:`hookclient.outcome.Outcome`): only ``delivery.py`` ever
+sees httpx's own exceptions, and it returns them as outcomes.
 
     HookclientError
     ├── ConfigError       a key, file or environment variable is wrong
-    ├── SpoolError        the spool cannot be written or read
-    │   ├── SpoolFull     max_spool_bytes reached, or the disk is full
-    │   └── CorruptFile   a spool file that cannot be parsed
-    └── DeliveryError     one delivery attempt did not end in 2xx
-        ├── Retryable     408, 425, 429, 5xx but 501, network trouble
-        └── Permanent     3xx, 501, any other 4xx
+    └── SpoolError        the spool cannot be written or read
+        ├── SpoolFull     max_spool_bytes reached, or the disk is full
+        └── CorruptFile   a spool file that cannot be parsed
 """
 
 from __future__ import annotations
-
-TYPE_CHECKING = False  # typing itself costs the hook 3.7 ms a run; mypy reads this as True
-if TYPE_CHECKING:
-    from hookclient.delivery import Outcome
 
 
 class HookclientError(Exception):
@@ -39,19 +33,3 @@ class SpoolFull(SpoolError):
 
 class CorruptFile(SpoolError):
     """A spool file could not be parsed; it should be quarantined, never retried."""
-
-
-class DeliveryError(HookclientError):
-    """One attempt did not deliver; carries the classified outcome."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.detail)
-        self.outcome = outcome
-
-
-class Retryable(DeliveryError):
-    """Worth another attempt later: the endpoint may recover."""
-
-
-class Permanent(DeliveryError):
-    """Retrying cannot help: the event goes to failed/ at once."""

@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 
     from hookclient.breaker import Breaker
     from hookclient.config import Config
-    from hookclient.delivery import Outcome
+    from hookclient.outcome import Outcome
+    from hookclient.policy import Transition
 
 #: Past the budget, the alarm gets this long before it interrupts a hanging request.
 ALARM_GRACE = 0.2
@@ -122,6 +123,8 @@ class Hook:
         )
         self._breaker: Breaker | None = None
         self._holder: dict[str, object] | None = None
+        #: the last attempt the hook saw and the policy's answer to it
+        self._step: tuple[Outcome, Transition] | None = None
         # "spool" on every line: the logs directory is shared by the spools of every
         # endpoint, and `queued status` reads only its own spool's lines
         self.ids: dict[str, Any] = {"requestId": None, "spool": self.spool_dir}
@@ -320,7 +323,6 @@ class Hook:
 
     def _deliver_now(self, record: Record) -> None:
         from hookclient.delivery import Sender, deliver_inline, transport_warnings
-        from hookclient.errors import DeliveryError
 
         for warning in transport_warnings(self.config.endpoint):  # once: one process, one event
             self.log.log("error", "warning", "insecure endpoint", error=warning, **self.ids)
@@ -346,27 +348,59 @@ class Hook:
                     on_outcome=lambda o: self._attempted(record, o),
                     give_up=lambda: self.breaker_opened,
                 )
-            except DeliveryError as exc:
-                outcome = exc.outcome
             finally:
                 _disarm_alarm()
         except BudgetExceeded:
             pass  # an outcome that arrived before the alarm stands; none means "retry later"
         sender.close()
-        if outcome is None or outcome.kind == "retryable":
-            self._requeue(record, outcome)
-        elif outcome.kind == "delivered":
+        self._apply(record, self._final_step(record, outcome), outcome)
+
+    def _decide(self, record: Record, outcome: Outcome) -> Transition:
+        """The delivery policy's answer: all the hook's inline attempts are the event's
+        first delivery, so none of them spends a retry."""
+        from hookclient.policy import after_attempt
+
+        step = after_attempt(
+            record.state,
+            outcome,
+            by="hook",
+            first=True,
+            queue=self.config.queue,
+            now=time.time(),
+        )
+        self._step = (outcome, step)
+        return step
+
+    def _final_step(self, record: Record, outcome: Outcome | None) -> Transition:
+        """The transition of the last attempt; or, when the alarm cut a request in
+        flight (``None``), of a timeout; or of the attempt never made for lack of time
+        (an outcome :meth:`_attempted` did not see)."""
+        if self._step is not None and self._step[0] is outcome:
+            return self._step[1]
+        if outcome is None:
+            from hookclient.policy import budget_exhausted
+
+            self._report_failure()  # a try before it failed, if any: it was tried again
+            outcome = budget_exhausted(int(record.state.get("attempts", 0)), time.time())
+            self._failure = {"outcome": "retryable", "error": outcome.detail, **self.ids}
+        return self._decide(record, outcome)
+
+    def _apply(self, record: Record, step: Transition, outcome: Outcome | None) -> None:
+        record.state.clear()
+        record.state.update(step.state)
+        if step.to == "delivered":
+            assert outcome is not None
             self._delivered(record, outcome)
+        elif step.to == "failed":
+            assert outcome is not None
+            self._failed(record, outcome, step.reason)
         else:
-            self._failed(record, outcome)
+            self._requeue(record, step)
 
     def _attempted(self, record: Record, outcome: Outcome) -> None:
-        state = record.state
-        state["attempts"] = outcome.attempt
-        state["lastAttemptAt"] = utc_iso(outcome.at)
-        state.setdefault("history", []).append(outcome.history_entry("hook"))
-        if outcome.kind != "delivered":
-            state["lastError"] = outcome.last_error()
+        step = self._decide(record, outcome)
+        record.state.clear()
+        record.state.update(step.state)
         self.log.log(
             "queue",
             "info" if outcome.kind == "delivered" else "warning",
@@ -379,11 +413,9 @@ class Hook:
             **{**self.ids, "spanId": outcome.span_id or self.ids["spanId"]},
         )
         self._report_failure()  # the try before this one failed: it was tried again
-        if outcome.kind == "retryable":
+        if step.breaker == "failure":
             self._count_failure(outcome)
-        elif outcome.kind == "delivered" or outcome.status is not None:
-            # any HTTP answer, even a 4xx, means the endpoint is up: the run of
-            # retryable outcomes that opens the breaker is broken (as in the daemon)
+        elif step.breaker == "success":
             self._log_closed(outcome, self.breaker.success())
 
     def _count_failure(self, outcome: Outcome) -> None:
@@ -451,16 +483,15 @@ class Hook:
             **self.ids,
         )
 
-    def _failed(self, record: Record, outcome: Outcome) -> None:
-        record.state.pop("owner", None)
+    def _failed(self, record: Record, outcome: Outcome, why: str) -> None:
         moved = self._transition(record, State.FAILED)
         self.log.log(
             "error",
             "error",
-            "failed permanently",
+            why,
             attempt=outcome.attempt,
             status=outcome.status,
-            outcome="permanent",
+            outcome=outcome.kind,
             error=outcome.detail,
             state="failed",
             file=moved.name,
@@ -480,26 +511,9 @@ class Hook:
             )
         return moved
 
-    def _requeue(self, record: Record, outcome: Outcome | None) -> None:
-        from hookclient.backoff import next_delay
-
-        queue = self.config.queue
-        if outcome is None:  # the alarm cut a request that outlived the budget
-            detail = "hook budget exhausted while the request was in flight"
-            record.state["lastError"] = {"kind": "timeout", "status": None, "detail": detail}
-            self._report_failure()  # a try before it failed, if any: it was tried again
-            self._failure = {"outcome": "retryable", "error": detail, **self.ids}
-        delay = next_delay(
-            0,
-            schedule=queue.backoff,
-            jitter=queue.jitter,
-            retry_after=outcome.retry_after if outcome else None,
-            retry_after_cap=queue.retry_after_cap,
-        )
-        due = time.time() + delay
-        record.state["retries"] = 0
-        record.state["nextAttemptAt"] = utc_iso(due)
-        record.state.pop("owner", None)
+    def _requeue(self, record: Record, step: Transition) -> None:
+        assert step.due is not None
+        due = step.due
         moved = self._transition(record, State.PENDING)
         self.log.log(
             "queue",

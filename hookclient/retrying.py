@@ -11,8 +11,7 @@ from collections.abc import Callable
 import tenacity
 
 from hookclient.clock import Clock
-from hookclient.delivery import Outcome, no_time_for_another
-from hookclient.errors import Retryable
+from hookclient.outcome import Outcome, no_time_for_another
 
 
 class StopAtDeadline(tenacity.stop.stop_base):
@@ -48,8 +47,10 @@ def retry_inline(
     clock: Clock,
     give_up: Callable[[], bool],
 ) -> Outcome:
-    """``attempt`` up to ``attempts`` more times, ``delay`` apart, none started past
-    ``deadline`` (monotonic) or after ``give_up`` says so; the last error is re-raised."""
+    """``attempt`` up to ``attempts`` more times while its outcome is retryable,
+    ``delay`` apart, none started past ``deadline`` (monotonic) or after ``give_up``
+    says so; returns the last outcome (tenacity's ``retry_error_callback`` hands back
+    the last result instead of raising RetryError)."""
     retrying = tenacity.Retrying(
         stop=(
             tenacity.stop_after_attempt(attempts)
@@ -57,9 +58,19 @@ def retry_inline(
             | StopWhen(give_up)
         ),
         wait=tenacity.wait_fixed(delay),
-        retry=tenacity.retry_if_exception_type(Retryable),
+        retry=tenacity.retry_if_result(_retryable),
+        retry_error_callback=_last_outcome,
         sleep=clock.sleep,
-        reraise=True,
     )
     result: Outcome = retrying(attempt)
+    return result
+
+
+def _retryable(outcome: Outcome) -> bool:
+    return outcome.kind == "retryable"
+
+
+def _last_outcome(retry_state: tenacity.RetryCallState) -> Outcome:
+    assert retry_state.outcome is not None  # tenacity calls this after an attempt
+    result: Outcome = retry_state.outcome.result()
     return result

@@ -26,13 +26,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from hookclient.backoff import next_delay
 from hookclient.breaker import Breaker
 from hookclient.clock import Clock, parse_iso, utc_iso
 from hookclient.config import Config, fingerprint, safe_url
-from hookclient.delivery import Outcome, Sender
+from hookclient.delivery import Sender
 from hookclient.envelope import dumps
-from hookclient.errors import CorruptFile, DeliveryError, HookclientError, SpoolError
+from hookclient.errors import CorruptFile, HookclientError, SpoolError
 from hookclient.logs import (
     BREAKER_CLOSED,
     BREAKER_OPENED,
@@ -40,6 +39,8 @@ from hookclient.logs import (
     LogWriter,
     structlog_logger,
 )
+from hookclient.outcome import Outcome
+from hookclient.policy import Transition, after_attempt
 from hookclient.spool import Record, Spool, State
 from queued.control import daemon_running, read_pidfile, stop, write_json
 from queued.scheduler import Scheduler
@@ -594,30 +595,39 @@ class Daemon:
             self._quarantine(claimed.path, CorruptFile(f"{claimed.path}: cannot be sent: {exc!r}"))
 
     def _attempt(self, record: Record, *, probe: bool) -> None:
-        state = record.state
-        first = int(state.get("attempts", 0)) == 0
-        attempt = int(state.get("attempts", 0)) + 1
-        try:
-            outcome = self.sender.post(
-                record.envelope,
-                dumps(record.envelope),
-                attempt=attempt,
-                timeout=self.config.endpoint.timeout,
-            )
-        except DeliveryError as exc:
-            outcome = exc.outcome
-        state["attempts"] = attempt
-        state["lastAttemptAt"] = utc_iso(outcome.at)
-        state.setdefault("history", []).append(outcome.history_entry("daemon"))
+        """POST once, then apply what the delivery policy decides (hookclient.policy)."""
+        first = int(record.state.get("attempts", 0)) == 0
+        outcome = self.sender.post(
+            record.envelope,
+            dumps(record.envelope),
+            attempt=int(record.state.get("attempts", 0)) + 1,
+            timeout=self.config.endpoint.timeout,
+        )
+        step = after_attempt(
+            record.state,
+            outcome,
+            by="daemon",
+            first=first,
+            queue=self.config.queue,
+            now=self.clock.now(),
+        )
+        record.state.clear()
+        record.state.update(step.state)
         self._log_attempt(record, outcome, probe)
-        if outcome.kind == "delivered":
+        opened: dict[str, Any] | None = None
+        if step.breaker == "failure":
+            did_open, breaker = self.breaker.failed()
+            opened = breaker if did_open else None
+        closed = self.breaker.success() if step.breaker == "success" else None
+        if step.to == "delivered":
             self._delivered(record, outcome)
-        elif outcome.kind == "permanent":
-            if outcome.status is not None:  # the endpoint answered: not an outage
-                self._log_closed(record, outcome, self.breaker.success())
-            self._fail(record, outcome, "failed permanently")
+        elif step.to == "failed":
+            self._fail(record, outcome, step.reason)
         else:
-            self._retry(record, outcome, first, probe=probe)
+            self._reschedule(record, outcome, step, probe)
+        self._log_closed(record, outcome, closed)
+        if opened is not None:
+            self._log_opened(record, opened)
 
     def _log_attempt(self, record: Record, outcome: Outcome, probe: bool) -> None:
         emit = self.log.info if outcome.kind == "delivered" else self.log.warning
@@ -635,7 +645,6 @@ class Daemon:
 
     def _delivered(self, record: Record, outcome: Outcome) -> None:
         self.spool.remove(record)
-        closed = self.breaker.success()
         self.delivered += 1
         self.log.info(
             "delivered",
@@ -646,11 +655,8 @@ class Daemon:
             elapsedMs=round(outcome.elapsed_ms, 1),
             **ids(record),
         )
-        self._log_closed(record, outcome, closed)
 
     def _fail(self, record: Record, outcome: Outcome, why: str) -> None:
-        record.state["lastError"] = outcome.last_error()
-        record.state.pop("owner", None)
         moved = self._transition(record, State.FAILED)
         self.log.error(
             why,
@@ -664,47 +670,17 @@ class Daemon:
             **ids(record),
         )
 
-    def _retry(self, record: Record, outcome: Outcome, first: bool, *, probe: bool) -> None:
-        """Back to pending/ with the next due time; failed/ once retries run out.
-
-        A spool-mode event's first delivery is not a retry; every later one is.  Each
-        failure gets one error.log line ("delivery failed, will retry", or "retries
-        exhausted"), then the breaker's, when this failure opened it.
-        """
-        opened, breaker = self.breaker.failed()
-        state = record.state
-        retries = int(state.get("retries", 0)) + (0 if first else 1)
-        state["retries"] = retries
-        state["lastError"] = outcome.last_error()
-        if retries >= self.config.queue.max_retries:
-            self._fail(record, outcome, "retries exhausted")
-        else:
-            self._reschedule(record, outcome, probe)
-        if opened:
-            self._log_opened(record, breaker)
-
-    def _reschedule(self, record: Record, outcome: Outcome, probe: bool) -> None:
-        """pending/ again, due after the backoff for its retry count (or Retry-After)."""
-        state = record.state
-        retries = int(state["retries"])
-        queue = self.config.queue
-        delay = next_delay(
-            retries,
-            schedule=queue.backoff,
-            jitter=queue.jitter,
-            retry_after=outcome.retry_after,
-            retry_after_cap=queue.retry_after_cap,
-        )
-        due = self.clock.now() + delay
-        state["nextAttemptAt"] = utc_iso(due)
-        state.pop("owner", None)
+    def _reschedule(self, record: Record, outcome: Outcome, step: Transition, probe: bool) -> None:
+        """pending/ again, due when the policy said (backoff for its retry count, or
+        the server's Retry-After), with error.log's line saying why."""
+        assert step.due is not None
         moved = self._transition(record, State.PENDING)
-        self._schedule(moved.path.name, due)
+        self._schedule(moved.path.name, step.due)
         self.log.warning(
             "retry scheduled",
             stream="queue",
-            retries=retries,
-            nextAttemptAt=state["nextAttemptAt"],
+            retries=record.state["retries"],
+            nextAttemptAt=record.state["nextAttemptAt"],
             error=outcome.detail,
             state="pending",
             file=moved.path.name,

@@ -32,7 +32,6 @@ from hookclient.delivery import (
     sign,
 )
 from hookclient.envelope import dumps, uuid7
-from hookclient.errors import DeliveryError, Permanent, Retryable
 
 URL = "http://receiver.test/hooks"
 ELSEWHERE = "http://elsewhere.test/steal"
@@ -96,11 +95,11 @@ def post(sender: Sender, env: dict[str, Any] | None = None, attempt: int = 1) ->
     return sender.post(env, dumps(env), attempt=attempt, timeout=5.0)
 
 
-def attempt_of(exc_or_outcome: Any) -> Outcome:
-    if isinstance(exc_or_outcome, DeliveryError):
-        return exc_or_outcome.outcome
-    assert isinstance(exc_or_outcome, Outcome)
-    return exc_or_outcome
+def expect(kind: str, outcome: Outcome) -> Outcome:
+    """Outcomes are returned, never raised: check the kind, hand the outcome on."""
+    assert isinstance(outcome, Outcome)
+    assert outcome.kind == kind, outcome
+    return outcome
 
 
 # -- the outcome table ---------------------------------------------------------------
@@ -119,9 +118,7 @@ def test_2xx_is_delivered(mock: respx.MockRouter, sender: Sender, status: int) -
 @pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504, 599])
 def test_retryable_statuses(mock: respx.MockRouter, sender: Sender, status: int) -> None:
     mock.post(URL).respond(status)
-    with pytest.raises(Retryable) as caught:
-        post(sender)
-    outcome = caught.value.outcome
+    outcome = expect("retryable", post(sender))
     assert (outcome.kind, outcome.status, outcome.error) == ("retryable", status, "http")
     assert str(status) in outcome.detail
     assert outcome.last_error() == {"kind": "http", "status": status, "detail": outcome.detail}
@@ -130,9 +127,8 @@ def test_retryable_statuses(mock: respx.MockRouter, sender: Sender, status: int)
 @pytest.mark.parametrize("status", [501, 400, 401, 403, 404, 405, 409, 410, 413, 422, 451])
 def test_permanent_statuses(mock: respx.MockRouter, sender: Sender, status: int) -> None:
     mock.post(URL).respond(status)
-    with pytest.raises(Permanent) as caught:
-        post(sender)
-    assert (caught.value.outcome.kind, caught.value.outcome.status) == ("permanent", status)
+    caught = expect("permanent", post(sender))
+    assert (caught.kind, caught.status) == ("permanent", status)
 
 
 @pytest.mark.parametrize(
@@ -167,10 +163,9 @@ def test_redirects_are_permanent_and_never_followed(
     mock.post(URL).respond(status, headers={"Location": ELSEWHERE})
     target_post = mock.post(ELSEWHERE).respond(200)
     target_get = mock.get(ELSEWHERE).respond(200)
-    with pytest.raises(Permanent) as caught:
-        post(sender)
-    assert caught.value.outcome.status == status
-    assert "redirect" in caught.value.outcome.detail
+    caught = expect("permanent", post(sender))
+    assert caught.status == status
+    assert "redirect" in caught.detail
     assert not target_post.called
     assert not target_get.called
     for call in mock.calls:
@@ -198,9 +193,7 @@ def test_transport_errors_are_retryable(
     mock: respx.MockRouter, sender: Sender, exc: Exception, error: str
 ) -> None:
     mock.post(URL).mock(side_effect=exc)
-    with pytest.raises(Retryable) as caught:
-        post(sender)
-    outcome = caught.value.outcome
+    outcome = expect("retryable", post(sender))
     assert (outcome.kind, outcome.status, outcome.error) == ("retryable", None, error)
     assert type(exc).__name__ in outcome.detail
     assert outcome.last_error()["kind"] == error
@@ -229,26 +222,23 @@ def test_outcome_measures_elapsed_time_on_the_injected_clock(
 
 def test_retry_after_seconds(mock: respx.MockRouter, sender: Sender) -> None:
     mock.post(URL).respond(503, headers={"Retry-After": "120"})
-    with pytest.raises(Retryable) as caught:
-        post(sender)
-    assert caught.value.outcome.retry_after == 120.0
+    caught = expect("retryable", post(sender))
+    assert caught.retry_after == 120.0
 
 
 def test_retry_after_http_date(mock: respx.MockRouter, sender: Sender) -> None:
     when = format_datetime(datetime.fromtimestamp(NOW + 300, UTC), usegmt=True)
     mock.post(URL).respond(429, headers={"Retry-After": when})
-    with pytest.raises(Retryable) as caught:
-        post(sender)
-    assert caught.value.outcome.retry_after == 300.0
+    caught = expect("retryable", post(sender))
+    assert caught.retry_after == 300.0
 
 
 def test_retry_after_is_ignored_on_permanent_outcomes(
     mock: respx.MockRouter, sender: Sender
 ) -> None:
     mock.post(URL).respond(400, headers={"Retry-After": "120"})
-    with pytest.raises(Permanent) as caught:
-        post(sender)
-    assert caught.value.outcome.retry_after is None
+    caught = expect("permanent", post(sender))
+    assert caught.retry_after is None
 
 
 @pytest.mark.parametrize(
@@ -407,8 +397,7 @@ def test_each_attempt_is_signed_with_its_own_timestamp(
     body = dumps(env)
     try:
         for attempt in (1, 2, 3):
-            with pytest.raises(Retryable):
-                s.post(env, body, attempt=attempt, timeout=5.0)
+            expect("retryable", s.post(env, body, attempt=attempt, timeout=5.0))
             clock.advance(0.1)
     finally:
         s.close()
@@ -463,10 +452,9 @@ def test_inline_gives_up_after_the_attempts(
     mock: respx.MockRouter, sender: Sender, clock: FakeClock
 ) -> None:
     route = mock.post(URL).respond(503)
-    with pytest.raises(Retryable) as caught:
-        inline(sender, attempts=3, delay=0.5, budget=60)
+    caught = expect("retryable", inline(sender, attempts=3, delay=0.5, budget=60))
     assert route.call_count == 3
-    assert caught.value.outcome.attempt == 3
+    assert caught.attempt == 3
     assert clock.sleeps == [0.5, 0.5]
 
 
@@ -475,8 +463,7 @@ def test_inline_budget_allows_only_what_fits(
 ) -> None:
     route = mock.post(URL).respond(503)
     seen: list[Outcome] = []
-    with pytest.raises(Retryable):
-        inline(sender, attempts=10, delay=1.0, budget=1.5, seen=seen)
+    expect("retryable", inline(sender, attempts=10, delay=1.0, budget=1.5, seen=seen))
     assert route.call_count == 2
     assert len(seen) == 2
     assert clock.sleeps == [1.0]
@@ -486,8 +473,7 @@ def test_inline_permanent_stops_at_once(
     mock: respx.MockRouter, sender: Sender, clock: FakeClock
 ) -> None:
     route = mock.post(URL).respond(422)
-    with pytest.raises(Permanent):
-        inline(sender, attempts=5)
+    expect("permanent", inline(sender, attempts=5))
     assert route.call_count == 1
     assert clock.sleeps == []
 
@@ -497,9 +483,8 @@ def test_inline_permanent_after_a_retry(
 ) -> None:
     route = mock.post(URL)
     route.side_effect = [httpx.Response(500), httpx.Response(401), httpx.Response(200)]
-    with pytest.raises(Permanent) as caught:
-        inline(sender, attempts=5)
-    assert caught.value.outcome.status == 401
+    caught = expect("permanent", inline(sender, attempts=5))
+    assert caught.status == 401
     assert route.call_count == 2
 
 
@@ -526,27 +511,26 @@ def test_inline_numbers_attempts_from_first_attempt(mock: respx.MockRouter, send
 
 def test_inline_with_no_time_left_makes_no_request(mock: respx.MockRouter, sender: Sender) -> None:
     route = mock.post(URL).respond(200)
-    with pytest.raises(Retryable) as caught:
-        inline(sender, budget=0.01)
+    caught = expect("retryable", inline(sender, budget=0.01))
     assert route.call_count == 0
-    assert "budget" in caught.value.outcome.detail
+    assert "budget" in caught.detail
 
 
 def test_inline_give_up_stops_between_attempts(mock: respx.MockRouter, sender: Sender) -> None:
     route = mock.post(URL).respond(503)
     env = envelope()
-    with pytest.raises(Retryable):
-        deliver_inline(
-            sender,
-            env,
-            dumps(env),
-            first_attempt=1,
-            attempts=5,
-            delay=1.0,
-            deadline=sender.clock.monotonic() + 60,
-            on_outcome=lambda o: None,
-            give_up=lambda: True,
-        )
+    outcome = deliver_inline(
+        sender,
+        env,
+        dumps(env),
+        first_attempt=1,
+        attempts=5,
+        delay=1.0,
+        deadline=sender.clock.monotonic() + 60,
+        on_outcome=lambda o: None,
+        give_up=lambda: True,
+    )
+    expect("retryable", outcome)
     assert route.call_count == 1
 
 
@@ -566,8 +550,7 @@ def test_per_attempt_timeout_is_cut_to_the_time_left(
     mock.post(URL).mock(side_effect=record)
     s = make_sender(clock, timeout=endpoint_timeout)
     try:
-        with pytest.raises(Retryable):
-            inline(s, attempts=3, delay=1.0, budget=2.5)
+        expect("retryable", inline(s, attempts=3, delay=1.0, budget=2.5))
     finally:
         s.close()
     assert [t["read"] for t in timeouts] == pytest.approx(expected)
@@ -597,11 +580,10 @@ def test_unsupported_scheme_is_permanent(clock: FakeClock) -> None:
     )
     s = Sender(bad, clock=clock)
     try:
-        with pytest.raises(Permanent) as caught:
-            post(s)
+        caught = expect("permanent", post(s))
     finally:
         s.close()
-    assert caught.value.outcome.error == "url"
+    assert caught.error == "url"
 
 
 # -- transport warnings ------------------------------------------------------------------
@@ -672,8 +654,7 @@ def test_a_retry_never_starts_short_of_min_attempt_after_importing_tenacity(
         sys, "meta_path", [_SlowImport("hookclient.retrying", clock, 0.02), *sys.meta_path]
     )
     seen: list[Outcome] = []
-    with pytest.raises(Retryable):
-        inline(sender, attempts=3, delay=0.0, budget=MIN_ATTEMPT + 0.01, seen=seen)
+    expect("retryable", inline(sender, attempts=3, delay=0.0, budget=MIN_ATTEMPT + 0.01, seen=seen))
     assert [o.status for o in seen] == [503]  # 0.04 s left after the import: no attempt 2
     assert route.call_count == 1
 

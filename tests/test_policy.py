@@ -1,0 +1,140 @@
+"""The delivery policy as a table: one attempt's outcome and the event's state in,
+the transition out (hookclient.policy.after_attempt).  The hook and the daemon both
+apply what it returns, so these rows are the rules for both."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from hookclient.config import load_config
+from hookclient.outcome import Outcome
+from hookclient.policy import after_attempt, budget_exhausted
+
+NOW = 1_790_000_000.0
+QUEUE = load_config(
+    [],
+    {
+        "HOOKCLIENT_QUEUE_BACKOFF": "60,300,900",
+        "HOOKCLIENT_QUEUE_JITTER": "0",
+        "HOOKCLIENT_QUEUE_MAX_RETRIES": "3",
+        "HOOKCLIENT_QUEUE_RETRY_AFTER_CAP": "3600",
+    },
+).queue
+
+
+def outcome(kind: str, status: int | None = None, **extra: Any) -> Outcome:
+    error = None if kind == "delivered" else extra.pop("error", "http")
+    return Outcome(kind, status, f"{kind} {status}", 2, "ab" * 8, 3.0, error=error, at=NOW, **extra)  # type: ignore[arg-type]
+
+
+ROWS = [
+    # (outcome, retries before, first, -> to, retries after, delay, reason, breaker)
+    (outcome("delivered", 200), 0, True, "delivered", 0, None, "delivered", "success"),
+    (outcome("delivered", 204), 2, False, "delivered", 2, None, "delivered", "success"),
+    (outcome("permanent", 404), 0, True, "failed", 0, None, "failed permanently", "success"),
+    (outcome("permanent", 401), 1, False, "failed", 1, None, "failed permanently", "success"),
+    (outcome("permanent", error="url"), 0, True, "failed", 0, None, "failed permanently", None),
+    (outcome("retryable", 503), 0, True, "pending", 0, 60.0, "retry scheduled", "failure"),
+    (outcome("retryable", 503), 0, False, "pending", 1, 300.0, "retry scheduled", "failure"),
+    (outcome("retryable", 503), 1, False, "pending", 2, 900.0, "retry scheduled", "failure"),
+    (outcome("retryable", 503), 2, False, "failed", 3, None, "retries exhausted", "failure"),
+    (outcome("retryable", 503), 2, True, "pending", 2, 900.0, "retry scheduled", "failure"),
+    (
+        outcome("retryable", error="connect"),
+        5,
+        False,
+        "failed",
+        6,
+        None,
+        "retries exhausted",
+        "failure",
+    ),
+    (
+        outcome("retryable", 429, retry_after=7200.0),
+        0,
+        True,
+        "pending",
+        0,
+        3600.0,
+        "retry scheduled",
+        "failure",
+    ),
+    (
+        outcome("retryable", 429, retry_after=10.0),
+        0,
+        True,
+        "pending",
+        0,
+        60.0,
+        "retry scheduled",
+        "failure",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("got", "retries", "first", "to", "after", "delay", "reason", "feed"), ROWS
+)
+def test_the_policy_table(
+    got: Outcome,
+    retries: int,
+    first: bool,
+    to: str,
+    after: int,
+    delay: float | None,
+    reason: str,
+    feed: str | None,
+) -> None:
+    state = {"retries": retries, "createdAt": "2026-01-01T00:00:00.000Z", "owner": {"pid": 1}}
+    step = after_attempt(state, got, by="daemon", first=first, queue=QUEUE, now=NOW)
+    assert (step.to, step.reason, step.breaker) == (to, reason, feed)
+    assert step.state.get("retries", 0) == after
+    assert step.due == (None if delay is None else NOW + delay)
+    assert "owner" not in step.state and state["owner"] == {"pid": 1}  # a new dict
+    assert step.state["attempts"] == 2
+    assert step.state["history"][-1]["outcome"] == got.kind
+    assert step.state["history"][-1]["by"] == "daemon"
+    assert ("lastError" in step.state) == (to != "delivered")
+
+
+def test_jitter_comes_from_the_given_rng_and_history_accumulates() -> None:
+    jittery = load_config([], {"HOOKCLIENT_QUEUE_JITTER": "0.5"}).queue
+    first = after_attempt(
+        {},
+        outcome("retryable", 500),
+        by="hook",
+        first=True,
+        queue=jittery,
+        now=NOW,
+        rng=random.Random(7),
+    )
+    again = after_attempt(
+        {},
+        outcome("retryable", 500),
+        by="hook",
+        first=True,
+        queue=jittery,
+        now=NOW,
+        rng=random.Random(7),
+    )
+    assert first.due == again.due and first.due is not None
+    assert 30.0 <= first.due - NOW <= 90.0
+    second = after_attempt(
+        first.state, outcome("retryable", 500), by="hook", first=True, queue=jittery, now=NOW
+    )
+    assert [h["by"] for h in second.state["history"]] == ["hook", "hook"]
+
+
+def test_a_request_cut_by_the_hooks_budget_is_a_timeout_that_spends_no_attempt() -> None:
+    cut = budget_exhausted(0, NOW)
+    step = after_attempt({"attempts": 0}, cut, by="hook", first=True, queue=QUEUE, now=NOW)
+    assert (step.to, step.state["attempts"], step.state["retries"]) == ("pending", 0, 0)
+    assert step.state["lastError"] == {
+        "kind": "timeout",
+        "status": None,
+        "detail": "hook budget exhausted while the request was in flight",
+    }
+    assert step.breaker == "failure"
