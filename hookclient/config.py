@@ -942,17 +942,26 @@ def default_log_dir() -> Path:
 
 def safe_url(url: str | None) -> str | None:
     """``url`` fit to print or log: a password (or a lone user, often a token) in its
-    authority becomes ``[REDACTED]``; the user name of ``user:password`` stays."""
-    if not url or "@" not in url:
+    authority becomes ``[REDACTED]``, the user name of ``user:password`` stays; and
+    every query value becomes ``[REDACTED]`` too (``?token=...`` is a common way to
+    put a secret in a webhook URL), the names stay."""
+    if not url or ("@" not in url and "?" not in url):
         return url
     scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if not sep or "@" not in authority:
+    if not sep:
         return url
-    userinfo, _, host = authority.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    shown = f"{user}:[REDACTED]" if colon else "[REDACTED]"
-    return f"{scheme}://{shown}@{host}{slash}{path}"
+    rest, question, query = rest.partition("?")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        userinfo, _, host = authority.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        authority = (f"{user}:[REDACTED]" if colon else "[REDACTED]") + "@" + host
+    if question:
+        query, hash_, fragment = query.partition("#")
+        pairs = (p.partition("=") for p in query.split("&"))
+        query = "&".join(k + ("=[REDACTED]" if eq else "") for k, eq, _v in pairs)
+        query += hash_ + fragment
+    return f"{scheme}://{authority}{slash}{path}{question}{query}"
 
 
 def describe(config: Config) -> list[tuple[str, str, str, str]]:

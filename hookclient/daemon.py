@@ -71,23 +71,41 @@ def start(
         raise
 
 
+#: Sent to a daemon to retire it: stop claiming, finish in-flight deliveries, exit 0.
+#: Unlike SIGTERM, a second one never makes it exit at once (queued/daemon.py).
+RETIRE_SIGNAL = "SIGUSR2"
+
+
 def retire(spool_dir: str, pid: object) -> bool:
-    """Ask a daemon with another configuration to stop (SIGTERM: it claims nothing
+    """Ask a daemon with another configuration to stop (SIGUSR2: it claims nothing
     more and exits once its in-flight deliveries end), before this hook spools its
     event, so that the event is not sent with the old token.  Only the hook that wins
     the start marker does it (it then starts the replacement with ``claimed``); False
-    when another hook is already replacing it."""
-    if not isinstance(pid, int) or pid <= 0:
+    when another hook is already replacing it, or ``pid`` is not a queued process."""
+    if not isinstance(pid, int) or pid <= 0 or not is_queued(pid):
         return False
     if not _claim_start(os.path.join(spool_dir, "daemon.starting")):
         return False
     import signal
 
     try:  # noqa: SIM105 - contextlib.suppress would cost the hook 0.4 ms of import
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, getattr(signal, RETIRE_SIGNAL))
     except OSError:
-        pass  # gone already, or not ours: the replacement finds the lock free or says why
+        pass  # gone already: the replacement finds the lock free
     return True
+
+
+def is_queued(pid: int) -> bool:
+    """Is ``pid`` a running ``queued`` (not a pid the system gave to another program
+    since a stale pid file was written)?  Where /proc cannot tell, assume it is."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # no /proc here: cannot tell
+    except OSError:
+        return True
+    return any(b"queued" in os.path.basename(arg) for arg in argv[:3])
 
 
 def _claim_start(marker: str) -> bool:

@@ -109,8 +109,9 @@ def _endpoint(config: Config, environ: Mapping[str, str]) -> Check:
         return Check(
             "endpoint",
             "FAIL",
-            "no [endpoint] url configured: events are only spooled",
-            "set url under [endpoint] (or HOOKCLIENT_ENDPOINT_URL)",
+            "no [endpoint] url configured: events wait in the unrouted spool",
+            "set url under [endpoint] (or HOOKCLIENT_ENDPOINT_URL), "
+            "then `queued adopt --from unrouted`",
         )
     from hookclient.delivery import transport_warnings
 
@@ -275,12 +276,12 @@ def _spool(config: Config, environ: Mapping[str, str]) -> Check:
             "spool",
             "FAIL",
             f"cannot {verb} {problem.filename or root}: {problem.strerror or problem} "
-            "(send would exit 1 and the event would be lost)",
+            "(send keeps events in the unrouted spool instead, where nothing delivers them)",
             "set [queue] dir to a directory you can write (HOOKCLIENT_QUEUE_DIR)",
         )
     if not root.is_dir():
         return Check("spool", "OK", f"{root} can be created (not yet: the config has problems)")
-    return _spool_state(root, "" if existed else " (created)")
+    return _spool_state(config, root, "" if existed else " (created)")
 
 
 def _make_spool(config: Config) -> OSError | None:
@@ -315,7 +316,9 @@ def _cannot_create(root: Path) -> OSError | None:
     return None
 
 
-def _spool_state(root: Path, made: str) -> Check:
+def _spool_state(config: Config, root: Path, made: str) -> Check:
+    from hookclient.spool import Spool
+
     mode = stat.S_IMODE(root.stat().st_mode)
     if mode & 0o077:
         return Check(
@@ -323,6 +326,16 @@ def _spool_state(root: Path, made: str) -> Check:
             "FAIL",
             f"{root} is readable by others (mode {mode:o})",
             f"chmod -R go-rwx {root}",
+        )
+    used, limit = Spool(root).usage(), config.queue.max_spool_bytes
+    if used >= limit:
+        return Check(
+            "spool",
+            "FAIL",
+            f"{root} holds {used} bytes, at max_spool_bytes ({limit}): "
+            "send refuses every new event (exit 1) until it drains",
+            "fix the endpoint so the backlog drains, purge failed/, or raise "
+            "[queue] max_spool_bytes",
         )
     free = shutil.disk_usage(root).free
     if free < LOW_DISK:
@@ -337,55 +350,77 @@ def _spool_state(root: Path, made: str) -> Check:
 
 def _daemon(config: Config, environ: Mapping[str, str]) -> Check:
     root = config.queue.dir
+    if not config.endpoint.url:
+        return Check("daemon", "OK", "none needed yet: no endpoint to deliver to (see endpoint)")
+    autostarts = config.delivery.mode == "auto" and config.delivery.autostart
     if lock_held(root / "daemon.lock"):
-        info = _json(root / "daemon.pid") or {}
-        how = "autostarted" if info.get("autostarted") else "started by hand or a service"
-        running = f"running, pid {info.get('pid', '?')} ({how})"
-        if info and info.get("fingerprint") != fingerprint(config.endpoint):
-            return Check(
-                "daemon",
-                "WARN",
-                f"{running}, with another endpoint, token or signing secret than this shell's",
-                "`queued restart` (in auto mode the next hook event replaces it too)",
-            )
-        return Check("daemon", "OK", running)
+        return _running(config, _json(root / "daemon.pid") or {}, autostarts)
     waiting = any((root / "pending").glob("*.json"))
-    if config.delivery.mode == "auto" and config.delivery.autostart and not waiting:
+    if autostarts and not waiting:
         return Check("daemon", "OK", "not running (auto mode starts it with the next event)")
+    nobody = "" if autostarts else " (mode is not auto, or autostart is off: no hook starts it)"
     if waiting:
         return Check(
             "daemon",
             "WARN",
-            "not running, and events are waiting in pending/",
-            "run `queued run --once` now (the next hook event in auto mode would also start it)",
+            "not running, and events are waiting in pending/" + nobody,
+            "run `queued run --once` now, or `queued service install`"
+            + (" (the next hook event would also start it)" if autostarts else ""),
         )
     return Check(
         "daemon",
         "WARN",
-        "not running, and nothing will start it",
-        "run `queued run` (or `queued service install`, or set autostart = true)",
+        "not running, and nothing will start it" + nobody,
+        "run `queued run` (or `queued service install`, or set mode = auto and autostart = true)",
+    )
+
+
+def _running(config: Config, info: dict[str, Any], autostarts: bool) -> Check:
+    how = "autostarted" if info.get("autostarted") else "started by hand or a service"
+    running = f"running, pid {info.get('pid', '?')} ({how})"
+    if not info or info.get("fingerprint") == fingerprint(config.endpoint):
+        return Check("daemon", "OK", running)
+    if info.get("autostarted"):
+        fix = "`queued restart`" + (" (the next hook event replaces it too)" if autostarts else "")
+    else:
+        fix = "restart it: its service manager, or `queued restart`"
+    return Check(
+        "daemon",
+        "WARN",
+        f"{running}, with another endpoint, token or signing secret than this shell's",
+        fix,
     )
 
 
 def _backlog(config: Config, environ: Mapping[str, str]) -> Check:
-    pending = sorted((config.queue.dir / "pending").glob("*.json"))
-    failed = list((config.queue.dir / "failed").glob("*.json"))
-    oldest = None
-    if pending:
-        try:
-            state = json.loads(pending[0].read_text())["state"]
-            oldest = time.time() - parse_iso(state["createdAt"])
-        except (OSError, ValueError, KeyError, TypeError):
-            oldest = None
-    text = f"{len(pending)} pending, {len(failed)} failed"
+    from hookclient.spool import Spool, State
+
+    spool = Spool(config.queue.dir)
+    pending = [r for r in spool.records(State.PENDING) if not isinstance(r, Exception)]
+    failed = spool.names(State.FAILED)
+    corrupt = spool.names(State.CORRUPT)
+    now = time.time()
+    oldest = min((_age(r.state.get("createdAt"), now) for r in pending), default=None)
+    waiting = [r for r in pending if -_age(r.state.get("nextAttemptAt"), now) > 1.0]
+    text = f"{len(pending)} pending, {len(failed)} failed, {len(corrupt)} corrupt"
     if oldest is not None:
         text += f", oldest pending {oldest / 60:.0f} min old"
+    if waiting:
+        text += f", {len(waiting)} waiting out their backoff"
     if failed:
         return Check(
             "backlog",
             "WARN",
             text,
             "see `queued list --state failed`; fix the cause, then `queued replay-failed --all`",
+        )
+    if corrupt:
+        return Check(
+            "backlog",
+            "WARN",
+            text,
+            "error.log says why each could not be read: repair and move it back to pending/, "
+            "or `queued purge --state corrupt --older-than 0`",
         )
     if oldest is not None and oldest > config.queue.backoff[-1]:
         return Check(
@@ -395,7 +430,22 @@ def _backlog(config: Config, environ: Mapping[str, str]) -> Check:
             "the endpoint has been failing for a long time: "
             "`queued status` and the error log say why",
         )
+    if waiting:
+        return Check(
+            "backlog",
+            "WARN",
+            text,
+            "once the endpoint answers again (see reachable), `queued flush` sends them now",
+        )
     return Check("backlog", "OK", text)
+
+
+def _age(value: Any, now: float) -> float:
+    """Seconds since the ISO time ``value`` (negative: in the future); 0 when unreadable."""
+    try:
+        return now - parse_iso(str(value))
+    except ValueError:
+        return 0.0
 
 
 def _other_spools(config: Config, environ: Mapping[str, str]) -> Check:
@@ -416,7 +466,7 @@ def _other_spools(config: Config, environ: Mapping[str, str]) -> Check:
         "spools",
         "WARN",
         "other spools hold events that nothing sends to this endpoint: " + "; ".join(parts),
-        f"to send them here: {fixes} (or `queued purge` them there)",
+        f"to send them here: {fixes} (add --dry-run to list them first)",
     )
 
 

@@ -123,6 +123,8 @@ class Hook:
         )
         self._breaker: Breaker | None = None
         self._holder: dict[str, object] | None = None
+        #: the configured spool could not be written: the event went to the unrouted one
+        self.fell_back = False
         #: the last attempt the hook saw and the policy's answer to it
         self._step: tuple[Outcome, Transition] | None = None
         # "spool" on every line: the logs directory is shared by the spools of every
@@ -180,6 +182,8 @@ class Hook:
         if record is None:
             return 1
         self.spooled = True
+        if self.fell_back:
+            return 0  # safe in the unrouted spool; nothing delivers from there
         if mode == "direct":
             self._deliver(record)
         elif mode in ("autostart", "replace"):
@@ -229,15 +233,17 @@ class Hook:
         return self._direct()
 
     def _daemon_differs(self) -> bool:
-        """Does the running daemon deliver with another endpoint, token or signing
-        secret than this hook's?  A missing or unreadable pid file says nothing (a
-        daemon on a full disk may have none): no replacement on a guess."""
+        """Should this hook replace the running daemon (:func:`lockprobe.replaceable`:
+        autostarted, another endpoint, token or signing secret)?  A missing or
+        unreadable pid file says nothing (a daemon on a full disk may have none): no
+        replacement on a guess."""
         from hookclient.config import fingerprint
-        from hookclient.lockprobe import holder
+        from hookclient.lockprobe import holder, replaceable
 
         info = holder(self.spool_dir)
         self._holder = info
-        return info is not None and info.get("fingerprint") != fingerprint(self.config.endpoint)
+        endpoint = self.config.endpoint
+        return replaceable(info, fingerprint(endpoint), bool(endpoint.token))
 
     def _retire(self) -> bool:
         from hookclient import daemon
@@ -263,9 +269,11 @@ class Hook:
             else:
                 record = self.spool.add(envelope, new_state(now, due=now), State.PENDING)
         except SpoolError as exc:
-            self.log.log("error", "error", "event could not be spooled", error=str(exc), **self.ids)
-            print(f"hookclient: event {self.ids['requestId']} not saved: {exc}", file=sys.stderr)
-            return None
+            kept = self._fall_back(envelope, exc, now)
+            if kept is None:
+                self._not_saved(exc)
+                return None
+            record, mode, why = kept, "spool", "configured spool not writable"
         self.log.log(
             "queue",
             "info",
@@ -276,6 +284,42 @@ class Hook:
             file=record.name,
             elapsedMs=self._elapsed(),
             **self.ids,
+        )
+        return record
+
+    def _not_saved(self, exc: SpoolError) -> None:
+        self.log.log("error", "error", "event could not be spooled", error=str(exc), **self.ids)
+        print(f"hookclient: event {self.ids['requestId']} not saved: {exc}", file=sys.stderr)
+
+    def _fall_back(self, envelope: dict[str, Any], exc: SpoolError, now: float) -> Record | None:
+        """A spool directory that cannot be written (a path under a file, no permission,
+        a read-only mount) is a configuration mistake: the event goes to the unrouted
+        spool, which ``queued status`` and ``doctor`` point at, rather than being lost.
+        A full disk is not: the unrouted spool is very likely on the same one."""
+        from hookclient.config import unrouted_spool_dir
+        from hookclient.errors import SpoolFull
+
+        unrouted = unrouted_spool_dir()
+        if isinstance(exc, SpoolFull) or self.spool_dir == unrouted:
+            return None
+        spool = Spool(unrouted, max_bytes=self.config.queue.max_spool_bytes)
+        try:
+            record = spool.add(envelope, new_state(now, due=now), State.PENDING)
+        except SpoolError:
+            return None
+        self.spool, self.spool_dir, self.fell_back = spool, unrouted, True
+        self.ids["spool"] = unrouted
+        self.log.log(
+            "error",
+            "error",
+            "spool not writable; event kept in the unrouted spool",
+            error=str(exc),
+            **self.ids,
+        )
+        print(
+            f"hookclient: {exc}; event {self.ids['requestId']} kept in {unrouted} instead "
+            "(see `hookclient doctor`)",
+            file=sys.stderr,
         )
         return record
 
@@ -560,11 +604,11 @@ def route(config: Config, paths: list[str], cache: ConfigCache | None) -> tuple[
             cache.remember_route(project, config.queue.dir_str, config.logs.dir_str)
             cache.save()
         return config.queue.dir_str, config.logs.dir_str
-    if _readable(config, paths):  # a bad value elsewhere: its own spool is the right one
-        return config.queue.dir_str, config.logs.dir_str
     known = cache.route(project) if cache is not None else None
     if known is not None:
         return known
+    if _readable(config, paths):  # a bad value elsewhere: its own spool is the right one
+        return config.queue.dir_str, config.logs.dir_str
     from hookclient.config import unrouted_spool_dir
 
     return unrouted_spool_dir(), config.logs.dir_str

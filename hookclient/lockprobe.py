@@ -34,6 +34,22 @@ def holder(spool_dir: str) -> dict[str, object] | None:
     return info if isinstance(info, dict) else None
 
 
+def replaceable(info: dict[str, object] | None, fingerprint: str, has_token: bool) -> bool:
+    """Should a hook (or a queue command) whose configuration has ``fingerprint`` stop
+    the daemon described by ``info`` (its pid file) and start one of its own?
+
+    Only a daemon a hook started (``autostarted``): one run by hand or by a service
+    manager is the user's, and a service stopped with exit 0 is not restarted.  Only
+    when the fingerprints differ.  And never for a configuration without a token
+    when the daemon has one: that is a hook whose environment lacks the token (Claude
+    Code started from a shell without it), not a fix."""
+    if info is None or info.get("autostarted") is not True:
+        return False
+    if info.get("fingerprint") == fingerprint:
+        return False
+    return has_token or not info.get("token")
+
+
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO in its place must not hang the hook
 

@@ -276,7 +276,7 @@ class Spool:
         name, durably (``queued adopt``); the caller removes the original after."""
         self.ensure()
         target = Record(os.path.join(self._dir(where), record.name), record.envelope, record.state)
-        self._write(target.file, target.body())
+        self._grew(self._write(target.file, target.body()))
         return target
 
     def update(self, record: Record) -> None:
@@ -330,6 +330,8 @@ class Spool:
             os.replace(record.file, target)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # read-only, no permission: nothing changed
+            raise _spool_error(exc, self._dir(State.PROCESSING)) from exc
         claimed = Record(target, record.envelope, record.state)
         claimed.state["owner"] = owner
         try:

@@ -12,6 +12,7 @@ the ``queued adopt`` command that brings its events over.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,7 @@ class SpoolInfo:
         return self.endpoint or "no endpoint"
 
     def adopt_command(self) -> str:
-        source = UNROUTED if self.unrouted else str(self.dir)
+        source = UNROUTED if self.unrouted else shlex.quote(str(self.dir))
         return f"queued adopt --from {source}"
 
 

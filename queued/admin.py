@@ -23,7 +23,7 @@ from hookclient.config import Config, safe_url
 from hookclient.errors import CorruptFile, HookclientError
 from hookclient.logs import RETRY_FAILED, log_files
 from hookclient.spool import STATES, Record, Spool, State
-from queued.daemon import daemon_running
+from queued.control import daemon_running, same_config
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -109,6 +109,9 @@ def status(config: Config) -> dict[str, Any]:
         if due is not None and (next_due is None or due < next_due):
             next_due = due
     daemon = daemon_running(config.queue.dir)
+    stale = daemon is not None and not same_config(daemon, config)
+    if daemon is not None:
+        daemon = {k: v for k, v in daemon.items() if k != "fingerprint"}  # not for bug reports
     breaker = _read_json(config.queue.dir / "breaker.json") or {"state": "closed"}
     if breaker.get("state") == "open" and float(breaker.get("openUntil", 0)) <= now:
         breaker["state"] = "half-open (next attempt probes)"
@@ -122,6 +125,16 @@ def status(config: Config) -> dict[str, Any]:
         warnings.append(
             f"the oldest pending event waits for {(now - oldest) / 3600:.1f} h, longer than the "
             "last backoff step: the endpoint has been failing (see error.log)"
+        )
+    if stale and daemon is not None:
+        fix = (
+            "`queued restart` (or the next hook event replaces it)"
+            if daemon.get("autostarted")
+            else "restart it (its service manager, or `queued restart`)"
+        )
+        warnings.append(
+            f"the daemon (pid {daemon.get('pid')}) delivers with another endpoint, token or "
+            f"signing secret than this configuration: {fix}"
         )
     if counts[State.CORRUPT.value]:
         warnings.append(
@@ -149,7 +162,9 @@ def format_status(info: dict[str, Any]) -> str:
         how = "autostarted by a hook" if daemon.get("autostarted") else "started by hand"
         idle = daemon.get("idleExit")
         idle_text = f", exits after {idle:g} s idle" if idle else ""
-        daemon_text = f"running, pid {daemon.get('pid')} ({how}{idle_text})"
+        pid = daemon.get("pid")
+        who = f"pid {pid}" if pid else "pid unknown: its daemon.pid could not be written"
+        daemon_text = f"running, {who} ({how}{idle_text})"
     else:
         daemon_text = "not running"
     breaker = info["breaker"]
@@ -353,18 +368,23 @@ def replay_failed(config: Config, selector: Selector, *, dry_run: bool) -> list[
     return moved
 
 
-def _log(config: Config, msg: str, record: Record, **extra: Any) -> None:
-    from hookclient.logs import LogWriter
-
-    writer = LogWriter(
-        config.logs.dir,
-        component="cli",
-        level=config.logs.level,
-        max_bytes=config.logs.max_bytes,
-        backups=config.logs.backups,
+def _log_row(config: Config, msg: str, row: dict[str, Any], **extra: Any) -> None:
+    """:func:`_log` for a summary row (requestId and event; no trace ids at hand)."""
+    _writer(config).log(
+        "queue",
+        "info",
+        msg,
+        requestId=row.get("requestId"),
+        event=row.get("event"),
+        spool=config.queue.dir_str,
+        state="pending",
+        **extra,
     )
+
+
+def _log(config: Config, msg: str, record: Record, **extra: Any) -> None:
     env = record.envelope
-    writer.log(
+    _writer(config).log(
         "queue",
         "info",
         msg,
@@ -375,6 +395,18 @@ def _log(config: Config, msg: str, record: Record, **extra: Any) -> None:
         state="pending",
         spool=config.queue.dir_str,
         **extra,
+    )
+
+
+def _writer(config: Config) -> Any:
+    from hookclient.logs import LogWriter
+
+    return LogWriter(
+        config.logs.dir,
+        component="cli",
+        level=config.logs.level,
+        max_bytes=config.logs.max_bytes,
+        backups=config.logs.backups,
     )
 
 
@@ -436,55 +468,66 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 # -- flush -------------------------------------------------------------------------------
 
 
-def flush(config: Config, ids: list[str]) -> list[dict[str, Any]]:
-    """Pending events (all, or those whose requestId starts with one of ``ids``) due
-    now, and an open breaker's cooldown ended, so the next attempt probes at once.
-    Returns the events made due.  The caller then wakes the daemon."""
+def flush_candidates(config: Config, ids: list[str]) -> list[dict[str, Any]]:
+    """The pending events ``queued flush`` makes due now: all, or those whose requestId
+    starts with one of ``ids`` (refused, with nothing changed, when none matches)."""
     spool = open_spool(config)
     wanted = [i for i in ids if i.strip()]
-    now = time.time()
-    flushed = []
-    for record in records(spool, [State.PENDING]):
-        request_id = str(record.envelope.get("requestId", ""))
-        if wanted and not any(request_id.startswith(i) for i in wanted):
-            continue
-        due = _time(record.state.get("nextAttemptAt"))
-        if due is not None and due > now:
-            record.state["nextAttemptAt"] = utc_iso(now)
-            try:
-                spool.update(record)
-            except FileNotFoundError:
-                continue  # claimed by the daemon meanwhile: it is being sent
-            _log(config, "flushed: due now", record, previousDue=utc_iso(due))
-        flushed.append(Row(record).summary())
-    if wanted and not flushed:
+    found = [
+        Row(record).summary()
+        for record in records(spool, [State.PENDING])
+        if not wanted or str(record.envelope.get("requestId", "")).startswith(tuple(wanted))
+    ]
+    if wanted and not found:
         raise AdminError(f"no pending event matches {' '.join(wanted)} in {spool.root}")
-    from hookclient.breaker import Breaker
+    return found
 
+
+def request_flush(config: Config, ids: list[str], rows: list[dict[str, Any]]) -> None:
+    """Ask the daemon (now, or the next one to start) to send ``rows`` now: it reads
+    ``flush.json`` and treats every pending file whose due time was set before it as
+    due.  The files are not rewritten here: the daemon may be claiming one this
+    instant, and only it moves files out of pending/.  An open breaker's cooldown ends,
+    so the next attempt probes at once."""
+    from hookclient.breaker import Breaker
+    from queued.control import request_flush as write_request
+
+    wanted = [i for i in ids if i.strip()] or None
+    write_request(config.queue.dir, time.time(), wanted)
+    for row in rows:
+        _log_row(config, "flush requested: due now", row, previousDue=row["nextAttemptAt"])
     Breaker(config.queue.dir / "breaker.json", cooldown=config.queue.breaker_cooldown).probe_now()
-    return flushed
 
 
 # -- adopt -------------------------------------------------------------------------------
 
 
-def adopt(config: Config, source: str, *, dry_run: bool) -> tuple[Path, list[dict[str, Any]]]:
-    """Move the events of another spool (pending, failed, and processing/ files no live
-    hook holds) into this configuration's pending/, retries reset, due now.
-
-    The other spool's daemon is stopped first, so that no file moves under a delivery.
-    Each event is written here (fsync'd) before it is removed there: a crash in between
-    leaves it in both spools, sent twice at worst, which the receiver's dedup absorbs.
-    Returns (the source directory, what was or would be moved).
-    """
+def adopt_source(config: Config, source: str) -> Path:
+    """The spool ``queued adopt --from`` names, checked before anything is stopped."""
     from hookclient.spools import resolve
-    from queued.control import stop
 
     src = resolve(source)
     if src.resolve() == config.queue.dir.resolve():
         raise AdminError(f"{src} is this configuration's own spool: nothing to adopt")
     if not (src / State.PENDING.value).is_dir():
         raise AdminError(f"no spool at {src} (see `queued status` for the spools holding events)")
+    return src
+
+
+def adopt(
+    config: Config, src: Path, *, dry_run: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Move the events of another spool (pending, failed, and processing/ files no live
+    hook holds) into this configuration's pending/, retries reset, due now.
+
+    The other spool's daemon is stopped first.  Each file is claimed by a rename into
+    that spool's processing/ (a daemon a hook starts there meanwhile cannot send it
+    too), written here (fsync'd), then removed there: a crash in between leaves it
+    claimed by nobody, recovered and sent by that spool's daemon, at least once.
+    Returns (what was or would be moved, what was skipped: held by a live hook).
+    """
+    from queued.control import stop
+
     other = Spool(src)
     if not dry_run:
         stop(src, wait=config.endpoint.timeout + 10.0)
@@ -493,36 +536,49 @@ def adopt(config: Config, source: str, *, dry_run: bool) -> tuple[Path, list[dic
         max_bytes=config.queue.max_spool_bytes,
         endpoint=safe_url(config.endpoint.url),
     )
-    moved = []
+    moved, skipped = [], []
     now = time.time()
+    limit = config.delivery.inline_budget + config.endpoint.timeout + 30.0
     for record in records(other, [State.PENDING, State.PROCESSING, State.FAILED]):
-        if record.where is State.PROCESSING and _held_by_live_hook(record.state.get("owner")):
-            continue  # a direct-mode hook is sending it right now; adopt again later
         summary = Row(record).summary()
-        if not dry_run:
-            _adopt_one(config, target, record, src, now)
-        moved.append(summary)
-    return src, moved
+        if record.where is State.PROCESSING and _held_by_live_hook(record.state, now, limit):
+            skipped.append(summary)
+            continue
+        if dry_run or _adopt_one(config, other, target, record, now):
+            moved.append(summary)
+    return moved, skipped
 
 
-def _adopt_one(config: Config, target: Spool, record: Record, src: Path, now: float) -> None:
+def _adopt_one(config: Config, other: Spool, target: Spool, record: Record, now: float) -> bool:
+    claimed = record.path
+    if record.where is not State.PROCESSING:
+        claimed = other.dir(State.PROCESSING) / record.path.name
+        try:
+            record.path.replace(claimed)
+        except FileNotFoundError:
+            return False  # claimed by someone else meanwhile
     state = record.state
     state.pop("owner", None)
     state["retries"] = 0
     state["nextAttemptAt"] = utc_iso(now)
     state.setdefault("history", []).append(
-        {"at": utc_iso(now), "by": "adopt", "outcome": "adopted", "from": str(src)}
+        {"at": utc_iso(now), "by": "adopt", "outcome": "adopted", "from": str(other.root)}
     )
     target.put(record, State.PENDING)
-    record.path.unlink(missing_ok=True)
-    _log(config, "adopted from another spool", record, fromSpool=str(src))
+    claimed.unlink(missing_ok=True)
+    _log(config, "adopted from another spool", record, fromSpool=str(other.root))
+    return True
 
 
-def _held_by_live_hook(owner: Any) -> bool:
+def _held_by_live_hook(state: dict[str, Any], now: float, limit: float) -> bool:
+    """A direct-mode hook's claim that is still live (by the daemon's own rule: its pid
+    runs and the claim is younger than inline_budget + timeout + 30 s)."""
+    owner = state.get("owner")
     if not isinstance(owner, dict) or owner.get("by") != "hook":
         return False
     pid = owner.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
+    claimed = _time(owner.get("claimedAt"))
+    if not isinstance(pid, int) or pid <= 0 or claimed is None or now - claimed >= limit:
         return False
     try:
         os.kill(pid, 0)

@@ -384,8 +384,9 @@ def _deliver_now(
 
 def cmd_flush(args: argparse.Namespace) -> int:
     config = load(args)
+    flushed = admin.flush_candidates(config, args.request_ids)  # refuses before any change
     retired = _retire_stale(config)
-    flushed = admin.flush(config, args.request_ids)
+    admin.request_flush(config, args.request_ids, flushed)
     if args.json:
         print(json.dumps(flushed, indent=2))
     else:
@@ -413,7 +414,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_restart(args: argparse.Namespace) -> int:
     from hookclient import daemon as autostart
-    from queued.control import stop
+    from queued.control import stop, wait_running
 
     config = load(args)
     if not config.endpoint.url:
@@ -421,26 +422,41 @@ def cmd_restart(args: argparse.Namespace) -> int:
     info = stop(config.queue.dir, wait=_stop_wait(args, config))
     if info is not None:
         print(f"stopped queued (pid {info.get('pid')})")
-    config.queue.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    pid = autostart.start(config.queue.dir, config.queue.idle_exit, args.config)
+    try:
+        config.queue.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pid = autostart.start(config.queue.dir, config.queue.idle_exit, args.config)
+    except OSError as exc:
+        raise admin.AdminError(
+            f"cannot start queued: {exc.strerror or exc}; run `queued run` yourself"
+        ) from None
     if pid is None:
-        print("a hook is starting a daemon right now; it runs with the same configuration")
-    else:
-        print(f"started queued (pid {pid}; exits after {config.queue.idle_exit:g} s idle)")
+        print("a hook is starting a daemon right now (with its configuration, not this shell's)")
+        return 0
+    if not wait_running(config.queue.dir, pid, _stop_wait(args, config)):
+        raise admin.AdminError(
+            f"queued (pid {pid}) did not start: see error.log in {config.logs.dir}"
+        )
+    print(f"started queued (pid {pid}; exits after {config.queue.idle_exit:g} s idle)")
     return 0
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
     config = load(args)
+    src = admin.adopt_source(config, args.source)  # refuses before anything is stopped
     retired = None if args.dry_run else _retire_stale(config)
-    src, moved = admin.adopt(config, args.source, dry_run=args.dry_run)
+    moved, skipped = admin.adopt(config, src, dry_run=args.dry_run)
     if args.json:
-        print(json.dumps(moved, indent=2))
+        print(json.dumps({"moved": moved, "skipped": skipped}, indent=2))
     else:
         verb = "would move" if args.dry_run else "moved"
         for row in moved:
             print(f"{verb}  {row['requestId']}  {row['event']}  was {row['state']}")
         print(f"{len(moved)} event(s) {verb} from {src} to {config.queue.dir}/pending")
+        if skipped:
+            print(
+                f"{len(skipped)} event(s) skipped: a hook is sending them right now "
+                "(run `queued adopt` again in a minute)"
+            )
     _deliver_now(args, config, retired, moved and not args.dry_run)
     return 0
 

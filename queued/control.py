@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from hookclient.config import Config, fingerprint
+from hookclient.daemon import is_queued
 from hookclient.errors import HookclientError
-from hookclient.lockprobe import lock_held
+from hookclient.lockprobe import lock_held, replaceable
 
 #: How often a waiting command looks whether the daemon is gone.
 POLL = 0.05
@@ -57,6 +58,37 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+#: ``queued flush``'s request to the daemon: {"at": wall time, "ids": [prefixes] or null}
+FLUSH_FILE = "flush.json"
+
+
+class FlushRequest:
+    """Pending events whose due time was set before ``at`` (and whose requestId starts
+    with one of ``ids``, when given) are due now."""
+
+    def __init__(self, at: float, ids: list[str] | None) -> None:
+        self.at = at
+        self.ids = ids
+
+    def matches(self, request_id: str) -> bool:
+        return self.ids is None or any(request_id.startswith(i) for i in self.ids)
+
+
+def request_flush(spool_dir: Path, at: float, ids: list[str] | None) -> None:
+    write_json(spool_dir / FLUSH_FILE, {"at": at, "ids": ids})
+
+
+def read_flush(spool_dir: Path) -> FlushRequest | None:
+    try:
+        body = json.loads((spool_dir / FLUSH_FILE).read_text())
+        ids = body.get("ids")
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            return None
+        return FlushRequest(float(body["at"]), ids)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def same_config(info: dict[str, Any] | None, config: Config) -> bool:
     """Whether the daemon of ``info`` (its pid file) delivers as ``config`` would.  No
     pid file says nothing (a daemon on a full disk may have none): taken as the same."""
@@ -65,33 +97,55 @@ def same_config(info: dict[str, Any] | None, config: Config) -> bool:
     return info.get("fingerprint") == fingerprint(config.endpoint)
 
 
-def stop(spool_dir: Path, *, wait: float, kill_after: bool = True) -> dict[str, Any] | None:
-    """SIGTERM the spool's daemon and wait until it has released the lock.
+def replaceable_by(info: dict[str, Any] | None, config: Config) -> bool:
+    """The rule a hook applies (:func:`hookclient.lockprobe.replaceable`): autostarted,
+    another configuration, and not a token-less one replacing one with a token."""
+    endpoint = config.endpoint
+    return replaceable(info, fingerprint(endpoint), bool(endpoint.token))
 
-    Returns its pid file (None when no daemon runs).  A daemon still holding the lock
-    after ``wait`` seconds (a delivery stuck past its timeout) gets SIGKILL when
+
+def stop(
+    spool_dir: Path, *, wait: float, sig: int = signal.SIGTERM, kill_after: bool = True
+) -> dict[str, Any] | None:
+    """Signal the spool's daemon (SIGTERM, or the retire signal) and wait until it has
+    released the lock and exited.
+
+    Returns its pid file (None when no daemon runs).  A daemon still there after
+    ``wait`` seconds (a delivery stuck past its timeout) gets SIGKILL when
     ``kill_after``: that is safe, the next start moves what it held in processing/
     back to pending/.  Raises :class:`StopFailed` when it cannot be stopped.
     """
     info = daemon_running(spool_dir)
     if info is None:
         return None
+    pid = _pid_of(info, spool_dir)
+    _signal(pid, sig)
+    if _wait_gone(spool_dir, pid, wait):
+        return info
+    if not kill_after:
+        raise StopFailed(f"queued (pid {pid}) is still running after {wait:g} s")
+    _signal(pid, signal.SIGKILL)
+    if _wait_gone(spool_dir, pid, STOP_GRACE):
+        info["killed"] = True
+        return info
+    raise StopFailed(f"queued (pid {pid}) did not exit, even after SIGKILL")
+
+
+def _pid_of(info: dict[str, Any], spool_dir: Path) -> int:
+    """The daemon's pid, checked to be a queued process (a stale pid file may name a
+    pid the system has given to another program since)."""
     pid = info.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         raise StopFailed(
             f"a daemon holds {spool_dir / 'daemon.lock'} but its daemon.pid is missing: "
             "find it with `fuser` or `lsof` on that file and stop it by hand"
         )
-    _signal(pid, signal.SIGTERM)
-    if _wait_released(spool_dir, wait):
-        return info
-    if not kill_after:
-        raise StopFailed(f"queued (pid {pid}) is still running after {wait:g} s")
-    _signal(pid, signal.SIGKILL)
-    if _wait_released(spool_dir, STOP_GRACE):
-        info["killed"] = True
-        return info
-    raise StopFailed(f"queued (pid {pid}) did not exit, even after SIGKILL")
+    if not is_queued(pid):
+        raise StopFailed(
+            f"{spool_dir / 'daemon.pid'} names pid {pid}, which is not a queued process: "
+            "find the daemon with `fuser` or `lsof` on daemon.lock and stop it by hand"
+        )
+    return pid
 
 
 class StopFailed(HookclientError):
@@ -102,7 +156,7 @@ def wake(info: dict[str, Any]) -> bool:
     """SIGUSR1: the daemon re-reads pending/ and starts on what is due (``flush``)."""
     pid = info.get("pid")
     sig = getattr(signal, "SIGUSR1", None)
-    if not isinstance(pid, int) or pid <= 0 or sig is None:
+    if not isinstance(pid, int) or pid <= 0 or sig is None or not is_queued(pid):
         return False
     return _signal(pid, sig)
 
@@ -112,15 +166,16 @@ def _autostarts(config: Config) -> bool:
 
 
 def retire_stale(config: Config) -> dict[str, Any] | None:
-    """Before events are put in pending/ (replay, flush, adopt): stop this spool's
-    daemon if it delivers with another endpoint, token or signing secret, so that it
-    does not grab them and send them the old way.  Returns its pid file, or None.
-    Without autostart the daemon is someone else's to restart (a service): left alone.
-    """
+    """Before events are put in pending/ or made due (replay, flush, adopt): stop this
+    spool's daemon if a hook would replace it (it was autostarted with another
+    endpoint, token or signing secret), so that it does not send them the old way.
+    Returns its pid file, or None.  A daemon run by hand or by a service is left
+    alone: :func:`ensure_delivering` says to restart it."""
     info = daemon_running(config.queue.dir)
-    if info is None or same_config(info, config) or not _autostarts(config):
+    if not _autostarts(config) or not replaceable_by(info, config):
         return None
-    stop(config.queue.dir, wait=config.endpoint.timeout + STOP_GRACE)
+    retire = getattr(signal, "SIGUSR2", signal.SIGTERM)
+    stop(config.queue.dir, wait=config.endpoint.timeout + STOP_GRACE, sig=retire)
     return info
 
 
@@ -136,13 +191,7 @@ def ensure_delivering(
         return "no [endpoint] url is configured: nothing will deliver them until one is"
     info = daemon_running(spool)
     if info is not None:
-        if not same_config(info, config):
-            return (
-                f"queued (pid {info.get('pid')}) delivers with another endpoint, token or "
-                "signing secret: restart it (`queued restart`, or its service)"
-            )
-        woken = wake(info)
-        return f"queued (pid {info.get('pid')}) {'starts on them now' if woken else 'runs'}"
+        return _running(info, config)
     if not _autostarts(config):
         return "no daemon runs: start one with `queued run` (or `queued run --once`)"
     try:
@@ -159,18 +208,61 @@ def ensure_delivering(
     return f"started queued (pid {pid}) to deliver them"
 
 
+def _running(info: dict[str, Any], config: Config) -> str:
+    pid = info.get("pid")
+    who = f"queued (pid {pid})" if pid else "a queued whose daemon.pid is missing"
+    if not same_config(info, config):
+        how = (
+            "`queued restart`"
+            if info.get("autostarted")
+            else "restart its service, or `queued restart`"
+        )
+        return f"{who} delivers with another endpoint, token or signing secret: {how}"
+    return f"{who} {'starts on them now' if wake(info) else 'delivers them'}"
+
+
 def _signal(pid: int, sig: int) -> bool:
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        raise StopFailed(f"queued (pid {pid}) is another user's: not signalled") from None
     return True
 
 
-def _wait_released(spool_dir: Path, seconds: float) -> bool:
+def _wait_gone(spool_dir: Path, pid: int, seconds: float) -> bool:
+    """Until the lock is free and the process has exited (not only released it)."""
     deadline = time.monotonic() + seconds
-    while lock_held(spool_dir / "daemon.lock"):
+    while lock_held(spool_dir / "daemon.lock") or _alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL)
     return True
+
+
+def wait_running(spool_dir: Path, pid: int, seconds: float) -> bool:
+    """Until the daemon ``pid`` holds the lock (False if it exited or took too long)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        info = daemon_running(spool_dir)
+        if info is not None and info.get("pid") == pid:
+            return True
+        if not _alive(pid):
+            return False
+        time.sleep(POLL)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (an exited child of ours, not yet reaped) has exited
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True

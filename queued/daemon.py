@@ -32,6 +32,7 @@ from hookclient.config import Config, fingerprint, safe_url
 from hookclient.delivery import Sender
 from hookclient.envelope import dumps
 from hookclient.errors import CorruptFile, HookclientError, SpoolError
+from hookclient.lockprobe import replaceable
 from hookclient.logs import (
     BREAKER_CLOSED,
     BREAKER_OPENED,
@@ -42,7 +43,7 @@ from hookclient.logs import (
 from hookclient.outcome import Outcome
 from hookclient.policy import Transition, after_attempt
 from hookclient.spool import Record, Spool, State
-from queued.control import daemon_running, read_pidfile, stop, write_json
+from queued.control import FlushRequest, daemon_running, read_flush, read_pidfile, stop, write_json
 from queued.scheduler import Scheduler
 
 __all__ = ["Daemon", "LockHeld", "SpoolGone", "daemon_running", "read_pidfile"]
@@ -57,9 +58,11 @@ WRITE_PAUSE = 5.0
 CLOCK_SLACK = 1.0
 #: How long a starting daemon waits for the lock (a hook probing it holds it for µs).
 LOCK_WAIT = 0.5
-#: ``--replace``: how long the old daemon gets to exit on the hook's SIGTERM before
-#: this one signals it itself (a second signal makes it exit at once).
-REPLACE_GRACE = 1.0
+#: ``--replace``: beyond the request timeout, how long the old daemon gets to exit on
+#: the hook's retire signal before this one sends it again.
+REPLACE_GRACE = 2.0
+#: Retire: stop claiming, finish in flight, exit 0; a repeat never escalates.
+RETIRE = getattr(signal, "SIGUSR2", signal.SIGTERM)
 
 
 class LockHeld(HookclientError):
@@ -93,6 +96,7 @@ class Daemon:
         #: take over from a daemon on this spool whose configuration differs
         self.replace = replace
         self.flush_requested = False
+        self.flush_request: FlushRequest | None = None
         self.spool = Spool(
             config.queue.dir,
             max_bytes=config.queue.max_spool_bytes,
@@ -166,35 +170,50 @@ class Daemon:
         (self.config.queue.dir / "daemon.starting").unlink(missing_ok=True)
 
     def _take_over(self, lock: Any) -> None:
-        """The lock is held.  Without ``--replace``, or when the holder delivers with
-        this very configuration, :class:`LockHeld`; else stop the holder and take it."""
+        """The lock is held.  Without ``--replace``, :class:`LockHeld`.  With it, take
+        over from a daemon with another configuration: a hook that started us has asked
+        it to retire (SIGUSR2) already, so first wait for it to finish its in-flight
+        deliveries (each bounded by the request timeout), then ask it ourselves, and
+        SIGKILL it only past that (safe: recovery at our start)."""
         from filelock import Timeout
 
         spool = self.config.queue.dir
         holder = read_pidfile(spool)
         pid = holder.get("pid", "?") if holder else "?"
-        mine = fingerprint(self.config.endpoint)
-        if not self.replace or holder is None or holder.get("fingerprint") == mine:
+        if not self.replace or not self._differs(holder):
             raise LockHeld(
                 f"another queued (pid {pid}) holds {spool}; "
                 "stop it first (`queued stop`), or use `queued status` to see what it is doing"
             )
-        stopped = None
-        try:  # the hook that started us has sent it SIGTERM: a moment to finish
-            lock.acquire(timeout=REPLACE_GRACE)
-        except Timeout:
-            stopped = stop(spool, wait=self.config.endpoint.timeout + HOOK_CLAIM_GRACE / 3)
+        patience = self.config.endpoint.timeout + REPLACE_GRACE
         try:
-            lock.acquire(timeout=LOCK_WAIT * 4)
-        except Timeout:  # a third daemon won the race: it delivers, whoever it is
-            raise LockHeld(f"another queued holds {spool} after replacing pid {pid}") from None
+            lock.acquire(timeout=patience)
+        except Timeout:
+            holder = read_pidfile(spool)
+            if not self._differs(holder):  # a third daemon, with our configuration
+                raise LockHeld(f"another queued holds {spool}, as configured here") from None
+            stop(spool, wait=patience, sig=RETIRE)
+            try:
+                lock.acquire(timeout=LOCK_WAIT * 4)
+            except Timeout:
+                raise LockHeld(f"another queued holds {spool} after pid {pid} left") from None
         self.log.warning(
             "replaced daemon",
             oldPid=pid,
-            killed=bool(stopped and stopped.get("killed")) or None,
             reason="it delivered with another endpoint, token or signing secret",
             spool=str(spool),
         )
+
+    def _differs(self, holder: dict[str, Any] | None) -> bool:
+        """A holder we may replace: another configuration; a hook-started daemon only
+        by the rule hooks follow (``lockprobe.replaceable``), any by hand; and one
+        whose pid file vanished is leaving (it removes the file just before it unlocks)."""
+        if holder is None:
+            return True
+        endpoint = self.config.endpoint
+        if self.autostarted:
+            return replaceable(holder, fingerprint(endpoint), bool(endpoint.token))
+        return holder.get("fingerprint") != fingerprint(endpoint)
 
     def _write_pidfile(self) -> None:
         """``daemon.pid``: who runs here and with which configuration (its fingerprint,
@@ -208,6 +227,7 @@ class Daemon:
             "idleExit": self.idle_exit,
             "endpoint": safe_url(self.config.endpoint.url),
             "fingerprint": fingerprint(self.config.endpoint),
+            "token": bool(self.config.endpoint.token),  # whether one is set, never which
         }
         try:
             write_json(path, info)
@@ -359,6 +379,15 @@ class Daemon:
             signal.signal(sig, self._on_signal)
         if hasattr(signal, "SIGUSR1"):
             signal.signal(signal.SIGUSR1, self._on_flush)
+        if RETIRE is not signal.SIGTERM:
+            signal.signal(RETIRE, self._on_retire)
+
+    def _on_retire(self, _signum: int, _frame: object) -> None:
+        """A daemon with another configuration takes over: stop claiming, let the
+        deliveries in flight finish, exit 0.  Unlike a second SIGTERM, a second retire
+        does not exit at once: the requests in flight are not cut."""
+        self.stopping = True
+        self.wake.set()
 
     def _on_flush(self, _signum: int, _frame: object) -> None:
         """``queued flush``: pending files were made due now; look at them at once."""
@@ -376,6 +405,8 @@ class Daemon:
     def rescan(self) -> None:
         """Recover abandoned claims, sweep tmp/, and index every pending file."""
         self.next_rescan = self.clock.monotonic() + self.config.queue.rescan_interval
+        if self.flush_request is None:  # a flush asked for while no daemon ran
+            self.flush_request = read_flush(self.config.queue.dir)
         self._sweep_tmp()
         self._housekeep()
         self._recover()
@@ -385,10 +416,14 @@ class Daemon:
                 self.agenda.add_new(name, now)
 
     def flush(self) -> None:
-        """Every pending file due now in the agenda (each is re-read before it is
-        sent, so one whose file still says later waits again), and the pause after a
-        failed write lifted: after an outage the user does not wait out the backoff."""
+        """``queued flush``: read its request (``flush.json``), put every pending file
+        in the agenda due now, and lift the pause after a failed write.  Each file is
+        still read before it is sent; one whose due time was set before the request
+        (and that the request names, if it names any) goes out now instead of after
+        its backoff.  The files themselves are not rewritten: only this daemon claims
+        from pending/, so nothing races it."""
         self.flush_requested = False
+        self.flush_request = read_flush(self.config.queue.dir)
         now = self.clock.monotonic()
         names = [n for n in self.spool.names(State.PENDING) if n not in self.inflight]
         for name in names:
@@ -397,6 +432,16 @@ class Daemon:
         self.paused_until = 0.0
         self.last_activity = now
         self.log.info("flush requested", pending=len(names))
+
+    def _flushed(self, record: Record) -> bool:
+        """Made due now by ``queued flush``: its due time was set before the request."""
+        request = self.flush_request
+        if request is None:
+            return False
+        set_at = _set_at(record)
+        if set_at is None or set_at > request.at:
+            return False
+        return request.matches(str(record.envelope.get("requestId", "")))
 
     def _spool_gone(self) -> bool:
         """True (and stopping) if our lock file is gone or is another file now: someone
@@ -557,7 +602,11 @@ class Daemon:
             return
         now = self.clock.now()
         due = _due(record, now)
-        if due > now and not (waited and _clock_went_back(record, now)):
+        if (
+            due > now
+            and not (waited and _clock_went_back(record, now))
+            and not self._flushed(record)
+        ):
             self._schedule(name, due)
             return
         verdict = self.breaker.check()

@@ -730,6 +730,10 @@ def test_hook_output_never_reaches_the_model(
         blocker = rig.root / "not-a-dir"
         blocker.write_text("")
         queue = {"dir": str(blocker / "spool")}
+        # and where the unrouted spool would go instead: no spool can be written at all
+        spools = rig.home / ".local" / "state" / "hookclient" / "spool"
+        spools.parent.mkdir(parents=True, exist_ok=True)
+        spools.write_text("")
     rig.configure(receiver.url, delivery={"mode": "direct"}, queue=queue)
     rig.install()
     settings = json.loads(rig.settings.read_text())

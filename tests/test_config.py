@@ -580,7 +580,11 @@ def test_config_values_compare_copy_and_hide_secrets_like_dataclasses() -> None:
         ("https://hooks.example.com/in", "https://hooks.example.com/in"),
         ("https://bob:s3cr3t@hooks.example.com/in", "https://bob:[REDACTED]@hooks.example.com/in"),
         ("https://t0ken@hooks.example.com:8443/in", "https://[REDACTED]@hooks.example.com:8443/in"),
-        ("http://127.0.0.1:9/hooks?a=b@c", "http://127.0.0.1:9/hooks?a=b@c"),
+        ("http://127.0.0.1:9/hooks?a=b@c", "http://127.0.0.1:9/hooks?a=[REDACTED]"),
+        (
+            "https://h.example.test/x?token=s3cret&v=1",
+            "https://h.example.test/x?token=[REDACTED]&v=[REDACTED]",
+        ),
         (None, None),
     ],
 )

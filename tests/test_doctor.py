@@ -327,8 +327,8 @@ def test_a_spool_that_cannot_be_created_fails(hook: HookEnv, tmp_path: Path) -> 
     assert checks(hook)["spool"] == Check(
         "spool",
         "FAIL",
-        f"cannot create {blocker / 'spool'}: Not a directory (send would exit 1 and the "
-        "event would be lost)",
+        f"cannot create {blocker / 'spool'}: Not a directory (send keeps events in "
+        "the unrouted spool instead, where nothing delivers them)",
         "set [queue] dir to a directory you can write (HOOKCLIENT_QUEUE_DIR)",
     )
 
@@ -344,8 +344,8 @@ def test_a_spool_under_a_read_only_directory_fails(hook: HookEnv, tmp_path: Path
 
     assert (found.status, found.detail) == (
         "FAIL",
-        f"cannot create {parent / 'spool'}: Permission denied (send would exit 1 and the "
-        "event would be lost)",
+        f"cannot create {parent / 'spool'}: Permission denied (send keeps events in "
+        "the unrouted spool instead, where nothing delivers them)",
     )
 
 
@@ -424,7 +424,9 @@ def test_every_config_problem_is_named_and_every_other_check_still_runs(
         "claude",
     ]
     found = {c.name: c for c in result}
-    assert found["endpoint"].detail == "no [endpoint] url configured: events are only spooled"
+    assert found["endpoint"].detail == (
+        "no [endpoint] url configured: events wait in the unrouted spool"
+    )
     assert found["reachable"] == Check("reachable", "WARN", "skipped: no endpoint url")
     assert found["spool"].status == "OK"  # the default spool, not ./spool
     assert found["logs"] == Check("logs", "OK", f"{hook.logs} writable")
@@ -441,8 +443,8 @@ def test_with_config_problems_the_spool_is_checked_but_not_created(
     assert checks(hook)["spool"] == Check(
         "spool",
         "FAIL",
-        f"cannot create {blocker / 'spool'}: Not a directory (send would exit 1 and the "
-        "event would be lost)",
+        f"cannot create {blocker / 'spool'}: Not a directory (send keeps events in "
+        "the unrouted spool instead, where nothing delivers them)",
         "set [queue] dir to a directory you can write (HOOKCLIENT_QUEUE_DIR)",
     )
 
@@ -489,7 +491,7 @@ def test_events_in_another_spool_are_named_with_the_adopt_command(
     )
     assert (
         check.fix
-        == "to send them here: queued adopt --from unrouted (or `queued purge` them there)"
+        == "to send them here: queued adopt --from unrouted (add --dry-run to list them first)"
     )
     config_unrouted = load_config([], {})
     assert doctor._other_spools(config_unrouted, {}).status == "OK"  # its own spool

@@ -261,6 +261,11 @@ def test_fast_path_imports_only_what_it_needs(hook: HookEnv, tmp_path: Path, cas
         hook.spool.mkdir(parents=True)
         held = os.open(hook.spool / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(held, fcntl.LOCK_EX)  # what queued's filelock holds
+        from hookclient.config import fingerprint
+
+        endpoint = load_config([hook.config], env).endpoint
+        pidfile = {"pid": os.getpid(), "autostarted": True, "fingerprint": fingerprint(endpoint)}
+        (hook.spool / "daemon.pid").write_text(json.dumps(pidfile))  # as a daemon writes it
     elif case == "breaker open":
         hook.configure(delivery={"mode": "direct"}, queue={"breaker_cooldown": 3600.0})
         hook.spool.mkdir(parents=True)
@@ -485,11 +490,34 @@ def test_broken_config_still_spools_and_names_the_key(hook: HookEnv) -> None:
     assert str(hook.config) in problem["error"]
 
 
-def test_unwritable_spool_exits_1_with_one_line(hook: HookEnv, tmp_path: Path) -> None:
+def test_an_unwritable_spool_keeps_the_event_in_unrouted_with_one_line(
+    hook: HookEnv, tmp_path: Path
+) -> None:
+    """A spool directory under a regular file is a configuration mistake: the event is
+    kept in the unrouted spool (exit 0, one line saying where), not lost."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     hook.configure(queue={"dir": str(blocker / "spool")})
     run = hook.run((FIXTURES / "stop.json").read_bytes())
+
+    assert (run.returncode, run.stdout) == (0, b"")
+    [line] = run.stderr.decode().splitlines()
+    unrouted = Path(os.environ["HOME"]) / ".local/state/hookclient/spool/unrouted"
+    assert line.startswith(f"hookclient: cannot write to spool {blocker / 'spool'}")
+    assert line.endswith(f"kept in {unrouted} instead (see `hookclient doctor`)")
+    assert len(list((unrouted / "pending").glob("*.json"))) == 1
+
+
+def test_when_no_spool_at_all_can_be_written_it_exits_1_with_one_line(
+    hook: HookEnv, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    hook.configure(queue={"dir": str(blocker / "spool")})
+    run = hook.run(
+        (FIXTURES / "stop.json").read_bytes(),
+        env=hook.env(XDG_STATE_HOME=str(blocker / "state")),  # the unrouted spool too
+    )
 
     assert run.returncode == 1
     assert run.stdout == b""
