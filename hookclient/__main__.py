@@ -1,11 +1,11 @@
 """Entry point of the ``hookclient`` script, and of ``python -m hookclient``.
 
-``send`` runs on every Claude Code hook event, so it skips argparse (8 ms here, a
-third of the hook's whole budget) and goes straight to the hook with its three flags.
-Every other command, and ``send --help``, goes through the full CLI in ``cli.py``.
-The script's entry is :func:`run`, which also ends ``send`` without the interpreter's
-teardown; :func:`main` returns, for callers in the same process (tests, probes).
-"""
+``send`` runs on every Claude Code hook event, so it skips argparse (a large part of the
+hook's whole cost: BENCHMARKS.md "Hook fast path") and goes straight to the hook with
+its three flags. Every other command, and ``send --help``, goes through the full CLI in
+``cli.py``. The script's entry is :func:`run`, which also ends ``send`` without the
+interpreter's teardown; :func:`main` returns, for callers in the same process (tests,
+probes)."""
 
 from __future__ import annotations
 
@@ -26,15 +26,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """The ``hookclient`` script: :func:`main`, and after ``send`` an exit that skips
-    the interpreter's teardown.  Finalizing modules and objects costs a hook about
-    2.4 ms of its 17 ms (median of 31 runs), for a process whose event is already
+    the interpreter's teardown.  Finalizing modules and objects is a measurable part
+    of a hook's time (BENCHMARKS.md "Hook fast path"), for a process whose event is already
     fsync'd and renamed into place, whose log lines went out with ``os.write`` and
     whose files are closed: nothing is left to flush but stdout and stderr."""
     argv = sys.argv[1:]
     code = main(argv)
     if argv[:1] == ["send"]:
         for stream in (sys.stdout, sys.stderr):
-            try:  # noqa: SIM105 - contextlib costs the hook an import
+            try:  # noqa: SIM105 - the hook's path imports no contextlib
                 stream.flush()
             except (OSError, ValueError):  # closed or gone: nothing more to say there
                 pass

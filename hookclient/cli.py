@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from hookclient import __version__
-from hookclient.errors import HookclientError
+from hookclient.errors import HookclientError, UsageError
 from hookclient.term import quiet_on_closed_pipe
 
 DESCRIPTION = """\
@@ -38,11 +38,6 @@ examples:
 
 docs: README.md (configuration table, operations, troubleshooting)
 """
-
-
-class UsageError(HookclientError):
-    """Bad command-line words.  Exit 1, never argparse's 2: Claude Code reads exit 2 from a
-    hook as "block the prompt or the tool call"."""
 
 
 class Parser(argparse.ArgumentParser):

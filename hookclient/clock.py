@@ -40,9 +40,9 @@ def file_stamp(ts: float) -> str:
 class Clock:
     """Wall time, a monotonic timer and sleep, swappable together in tests.
 
-    A plain class: the hook imports this module (for :func:`utc_iso`), and the
-    dataclasses module would cost it 9.9 ms a run here (it imports inspect), and
-    building these two classes with it 0.9 ms more.
+    A plain class: the hook imports this module (for :func:`utc_iso`), and it leaves
+    the dataclasses module (and inspect) out; BENCHMARKS.md "Hook fast path" has
+    what each import costs.
     """
 
     def __init__(

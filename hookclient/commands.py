@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from hookclient.config import default_paths, describe, load_config
+from hookclient.errors import TraceError
 
 
 def config(args: argparse.Namespace) -> int:
@@ -94,7 +95,7 @@ def trace(args: argparse.Namespace) -> int:
             )
         return 0
     if not args.request_id:
-        raise tr.TraceError("give a REQUEST_ID (or a unique prefix), or --session SESSION_ID")
+        raise TraceError("give a REQUEST_ID (or a unique prefix), or --session SESSION_ID")
     request_id, lines = tr.timeline(cfg.logs.dir, args.request_id)
     state = tr.spool_state(cfg.queue.dir, request_id, lines)
     if args.json:

@@ -1,6 +1,6 @@
 """Configuration: one frozen value built from flags, environment, files and defaults.
 
-Precedence, highest first (DESIGN.md "Configuration"):
+Precedence, highest first (README "Configuration"):
 
 1. command-line flags (``overrides``),
 2. ``HOOKCLIENT_<SECTION>_<KEY>`` environment variables (``HOOKCLIENT_ENDPOINT_URL``),
@@ -108,10 +108,9 @@ SESSION_END_BUDGET = 1.0
 class _Value:
     """Base of the configuration's parts: set once by ``__init__``, read-only after.
 
-    Plain classes with ``__slots__``, not frozen dataclasses: on the hook's path the
-    dataclasses module cost 9.9 ms a run on this machine (it imports inspect; measured
-    as in :mod:`hookclient.hook`), and building these five classes with it made this
-    module take 4.3 ms to import (``-X importtime``, median of 15 runs; 0.5 ms now), for
+    Plain classes with ``__slots__``, not frozen dataclasses: the hook's path leaves
+    the dataclasses module (and inspect) out, and building classes with it made this
+    module several times slower to import (BENCHMARKS.md "Hook fast path"), for
     features a record of a few fields does not need.  Like the dataclasses they
     replace, they compare and hash field by field, refuse assignment and deletion
     (AttributeError), copy and pickle, and leave the fields named in ``_secret`` out of
@@ -473,13 +472,6 @@ def user_config_file() -> Path:
 
 def _user_config_file() -> str:
     return dirs.clean(os.path.join(dirs.user_config_dir(), "config.toml"))
-
-
-def project_config_file(environ: Mapping[str, str]) -> Path:
-    """The project file; Claude Code sets CLAUDE_PROJECT_DIR for hooks."""
-    from pathlib import Path
-
-    return Path(_project_config_file(environ))
 
 
 def _project_config_file(environ: Mapping[str, str]) -> str:
@@ -878,7 +870,7 @@ def spool_key(url: str | None) -> str:
 def fingerprint(endpoint: Endpoint) -> str:
     """What a daemon delivers with, as 16 hex of SHA-256: the URL, the token, the signing
     secret and the TLS settings.  A hook whose fingerprint differs from the running
-    daemon's replaces it (:mod:`hookclient.daemon`), so a fixed token or URL takes
+    daemon's replaces it (:mod:`hookclient.autostart`), so a fixed token or URL takes
     effect at the next event.  The secrets go into the hash only, never into a file."""
     parts = (
         "hookclient-fingerprint-1",
@@ -922,22 +914,10 @@ def unrouted_spool_dir() -> str:
     return os.path.join(spools_root(), UNROUTED)
 
 
-def default_spool_dir(url: str | None) -> Path:
-    from pathlib import Path
-
-    return Path(_default_spool_dir(url))
-
-
 def _default_spool_dir(url: str | None) -> str:
     if not url:
         return unrouted_spool_dir()
     return os.path.join(spools_root(), spool_key(url))
-
-
-def default_log_dir() -> Path:
-    from pathlib import Path
-
-    return Path(dirs.user_log_dir())  # Path cleans it as _build does
 
 
 def safe_url(url: str | None) -> str | None:

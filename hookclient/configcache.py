@@ -1,8 +1,8 @@
 """Parsed config files, kept between hook runs so the hook does not parse TOML each time.
 
-Importing tomllib cost the hook 9.7 ms a run on this machine (it pulls in typing,
-string and datetime, and compiles its regexes; measured as in :mod:`hookclient.hook`),
-and the file is the same on every event of a session.  So the hook keeps each file's parsed
+Importing tomllib costs the hook nearly as much as starting Python (it pulls in
+typing, string and datetime, and compiles its regexes; BENCHMARKS.md "Hook fast
+path"), and the file is the same on every event of a session.  So the hook keeps each file's parsed
 table in one small JSON file and reads TOML again only when the file changed.
 
 Never a stale config:
@@ -181,7 +181,7 @@ def _save(path: str, body: dict[str, Any]) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except OSError:
-        try:  # noqa: SIM105 - contextlib.suppress would cost the hook 0.4 ms of import
+        try:  # noqa: SIM105 - the hook's path imports no contextlib
             os.unlink(tmp)
         except OSError:
             pass

@@ -83,7 +83,6 @@ class Sender:
         endpoint: Endpoint,
         *,
         clock: Clock | None = None,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not endpoint.url:
             raise ValueError("no endpoint url")
@@ -94,11 +93,10 @@ class Sender:
         self._timeout = httpx.Timeout(endpoint.timeout)
         self.clock = clock or Clock()
         verify = _verify(endpoint)
-        if transport is None:
-            # h11 writes the headers and the body separately; with Nagle on, the body
-            # can wait for the server's delayed ACK (up to 40 ms on Linux).  TCP_NODELAY
-            # sends it at once; it costs nothing on a keep-alive connection.
-            transport = httpx.HTTPTransport(verify=verify, socket_options=NODELAY)
+        # h11 writes the headers and the body separately; with Nagle on, the body can
+        # wait for the server's delayed ACK (up to 40 ms on Linux).  TCP_NODELAY sends
+        # it at once; it costs nothing on a keep-alive connection.
+        transport = httpx.HTTPTransport(verify=verify, socket_options=NODELAY)
         #: the last webhook-timestamp signed per requestId: every attempt gets a later
         #: one, so no retry is ever byte-identical to an earlier request (a replay)
         self._stamps: dict[str, int] = {}

@@ -1,9 +1,8 @@
 """Where hookclient keeps its files by default: platformdirs' answer, computed cheaply.
 
-DESIGN.md makes platformdirs the authority for the default directories (user config,
-user state, user log).  Importing it cost the hook 12.3 ms a run on this machine
-(measured as in :mod:`hookclient.hook`), more than ``python -c pass`` itself, on every
-event.  On the
+platformdirs is the authority for the default directories (user config,
+user state, user log).  Importing it costs the hook more than ``python -c pass``
+itself, on every event (BENCHMARKS.md "Hook fast path").  On the
 platforms where its answer is a plain function of the environment, this module computes
 the same strings with ``os.path``:
 

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from hookclient.breaker import BREAKER_FILE, Breaker
 from hookclient.clock import parse_iso
 from hookclient.config import Config, default_paths, fingerprint, load_config, safe_url
 from hookclient.envelope import StdinCapture, build, dumps
 from hookclient.errors import SpoolError
-from hookclient.lockprobe import lock_held
-from hookclient.spool import Spool
+from hookclient.lockprobe import holder, lock_held
+from hookclient.spool import Spool, State
 
 if TYPE_CHECKING:
     from hookclient.outcome import Outcome
@@ -177,7 +178,8 @@ def _test_envelope(config: Config) -> dict[str, Any]:
 
 
 def _judge(outcome: Outcome, config: Config) -> Check:
-    """DESIGN.md's outcome table, read as what ``send`` would do with every event."""
+    """The outcome table (README "What the hook does with an event"), read as what
+    ``send`` would do with every event."""
     url = safe_url(config.endpoint.url) or ""
     if outcome.kind == "delivered":
         detail = f"POST {url} answered {outcome.detail}: a test event ({TEST_EVENT}) was accepted"
@@ -354,8 +356,8 @@ def _daemon(config: Config, environ: Mapping[str, str]) -> Check:
         return Check("daemon", "OK", "none needed yet: no endpoint to deliver to (see endpoint)")
     autostarts = config.delivery.mode == "auto" and config.delivery.autostart
     if lock_held(root / "daemon.lock"):
-        return _running(config, _json(root / "daemon.pid") or {}, autostarts)
-    waiting = any((root / "pending").glob("*.json"))
+        return _running(config, holder(str(root)) or {}, autostarts)
+    waiting = bool(Spool(root).names(State.PENDING))
     if autostarts and not waiting:
         return Check("daemon", "OK", "not running (auto mode starts it with the next event)")
     nobody = "" if autostarts else " (mode is not auto, or autostart is off: no hook starts it)"
@@ -393,8 +395,6 @@ def _running(config: Config, info: dict[str, Any], autostarts: bool) -> Check:
 
 
 def _backlog(config: Config, environ: Mapping[str, str]) -> Check:
-    from hookclient.spool import Spool, State
-
     spool = Spool(config.queue.dir)
     pending = [r for r in spool.records(State.PENDING) if not isinstance(r, Exception)]
     failed = spool.names(State.FAILED)
@@ -471,8 +471,12 @@ def _other_spools(config: Config, environ: Mapping[str, str]) -> Check:
 
 
 def _breaker(config: Config, environ: Mapping[str, str]) -> Check:
-    state = _json(config.queue.dir / "breaker.json") or {"state": "closed"}
-    if state.get("state") == "open" and float(state.get("openUntil", 0)) > time.time():
+    queue = config.queue
+    breaker = Breaker(
+        queue.dir / BREAKER_FILE, failures=queue.breaker_failures, cooldown=queue.breaker_cooldown
+    )
+    state = breaker.read()
+    if breaker.is_open():  # read through the class: its clock-jump guard included
         return Check(
             "breaker",
             "WARN",

@@ -36,8 +36,8 @@ QUIET_AFTER_JSON = 0.05
 class StdinCapture:
     """What the hook read: at most ``limit`` bytes kept, the true size counted.
 
-    A plain class, not a frozen dataclass: the hook builds one per event, and the
-    dataclasses module costs it 9.9 ms a run here (it imports inspect).
+    A plain class, not a frozen dataclass: the hook builds one per event, and its
+    path leaves the dataclasses module out (BENCHMARKS.md "Hook fast path").
     """
 
     __slots__ = ("data", "timed_out", "total_bytes", "truncated")
@@ -151,7 +151,7 @@ def redact_strings(value: Any, patterns: tuple[str, ...]) -> Any:
     """In every string at any depth (keys stay), replace what each pattern's first group
     matches, or its whole match if it has no group, with ``[REDACTED]``.  For secrets
     that are not under a sensitive key: ``API_KEY=sk-123 curl ...`` in a Bash command.
-    Off by default (DESIGN.md keeps payloads verbatim but for ``redact_keys``)."""
+    Off by default: payloads stay verbatim but for ``redact_keys`` (SECURITY.md)."""
     compiled = [_text_pattern(p) for p in patterns]
 
     def scrub(text: str) -> str:
@@ -259,7 +259,7 @@ def build(
     now: float | None = None,
     redact_patterns: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Wrap what was read into an envelope (DESIGN.md "The envelope")."""
+    """Wrap what was read into an envelope (README "The envelope and its headers")."""
     now = time.time() if now is None else now
     body: dict[str, Any] = _decode(capture, limit, redact_keys)
     if redact_patterns:

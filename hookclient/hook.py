@@ -12,24 +12,22 @@ spool); then one line goes to stderr.  Exit 2, which would block the user's prom
 tool call, is never used.
 
 The third: the spool path (spool mode, auto mode with a daemon running, direct mode
-with the breaker open) costs the session little more than starting Python (2.0-2.4x
-``python -c pass`` here, from 5.2-5.4x).  What it imports is pinned by ``tests/test_hook_e2e.py``.
-What it leaves out, and what each cost it, measured here on 2026-11-23 as ``python -c
-"import json, X"`` minus ``python -c "import json"`` (json it needs; median of 41
-alternating runs; ``bench/hook.py --attribution`` measures the same in the hook):
+with the breaker open) costs the session little more than starting Python.  What it
+imports is pinned by ``tests/test_hook_e2e.py``.  What it leaves out, and how (what
+each costs is measured in BENCHMARKS.md "Hook fast path"; ``bench/hook.py
+--attribution`` measures it in the hook):
 
-- typing (3.7 ms): ``from __future__ import annotations``, and imports only for type
-  checkers under ``TYPE_CHECKING = False`` (mypy reads that name as True);
-- dataclasses (9.9 ms, it pulls inspect), plus building the classes (hookclient's own
-  modules took 10.2 ms to import, now 3.3 ms): plain classes with ``__slots__``;
-- pathlib (4.2 ms): ``str`` paths and ``os.path`` in the modules on this path;
-- tomllib (9.7 ms): :mod:`hookclient.configcache` keeps parsed config files;
-- platformdirs (12.3 ms): :mod:`hookclient.dirs` computes its three directories;
-- hashlib (2.7 ms, OpenSSL): CPython's own SHA-256 for the spool key;
-- contextlib (0.4 ms), signal (0.5 ms), subprocess, httpx (90 ms): not at all, or only
-  when direct delivery or autostart need them.
-
-BENCHMARKS.md "Hook fast path" has the before and after.
+- typing: ``from __future__ import annotations``, and imports only for type checkers
+  under ``TYPE_CHECKING = False`` (mypy reads that name as True);
+- dataclasses (it pulls inspect), and building classes with it: plain classes with
+  ``__slots__``;
+- pathlib: ``str`` paths and ``os.path`` in the modules on this path;
+- tomllib: :mod:`hookclient.configcache` keeps parsed config files;
+- platformdirs: :mod:`hookclient.dirs` computes its three directories;
+- hashlib (OpenSSL): CPython's own SHA-256 for the spool key;
+- json, re, enum: :mod:`hookclient.jsoncodec`, string tests, a plain ``State`` class;
+- contextlib, signal, subprocess, httpx: not at all, or only when direct delivery or
+  autostart need them.
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ from hookclient import envelope as env
 from hookclient.clock import utc_iso
 from hookclient.config import default_files, load_config, safe_url
 from hookclient.configcache import ConfigCache, default_file
-from hookclient.errors import SpoolError
+from hookclient.errors import BudgetExceeded, SpoolError
 from hookclient.logs import BREAKER_CLOSED, BREAKER_OPENED, RETRY_FAILED, LogWriter
 from hookclient.spool import Record, Spool, State, new_state
 
@@ -84,13 +82,6 @@ class SendOptions:
 
     def __hash__(self) -> int:
         return hash((self.event, self.mode, self.config))
-
-
-class BudgetExceeded(BaseException):
-    """Raised by the alarm inside a request that outlived the hook's budget.
-
-    A BaseException so that no library's ``except Exception`` swallows it.
-    """
 
 
 class Hook:
@@ -143,11 +134,11 @@ class Hook:
         """The spool's circuit breaker; loaded on the first look (spool mode and auto
         mode with a daemon running never look)."""
         if self._breaker is None:
-            from hookclient.breaker import Breaker
+            from hookclient.breaker import BREAKER_FILE, Breaker
 
             queue = self.config.queue
             self._breaker = Breaker(
-                os.path.join(self.spool_dir, "breaker.json"),
+                os.path.join(self.spool_dir, BREAKER_FILE),
                 failures=queue.breaker_failures,
                 cooldown=queue.breaker_cooldown,
             )
@@ -246,9 +237,9 @@ class Hook:
         return replaceable(info, fingerprint(endpoint), bool(endpoint.token))
 
     def _retire(self) -> bool:
-        from hookclient import daemon
+        from hookclient import autostart
 
-        return daemon.retire(self.spool_dir, (self._holder or {}).get("pid"))
+        return autostart.retire(self.spool_dir, (self._holder or {}).get("pid"))
 
     def _direct(self) -> tuple[str, str]:
         verdict = self.breaker.check()
@@ -328,10 +319,10 @@ class Hook:
     def _autostart(self, record: Record, *, replace: bool = False) -> None:
         """Start ``queued`` detached (``replace``: one that takes over from a daemon
         with another configuration); if that is impossible, deliver this one directly."""
-        from hookclient import daemon
+        from hookclient import autostart
 
         try:
-            started = daemon.start(
+            started = autostart.start(
                 self.spool_dir,
                 self.config.queue.idle_exit,
                 self.options.config,
@@ -578,7 +569,7 @@ class Hook:
 
 def _without_async_backends() -> list[str]:
     """httpcore imports anyio and trio, when installed, for async clients; the hook's
-    one synchronous POST needs neither, and anyio costs it 4 ms (it is installed beside
+    one synchronous POST needs neither, and anyio costs it milliseconds (it is installed beside
     starlette, say).  Marked absent while the hook delivers, httpcore skips them.
     Returns the names it marked, to be unmarked afterwards."""
     blocked = [name for name in ("anyio", "trio") if name not in sys.modules]
@@ -669,7 +660,8 @@ MODES = ("auto", "direct", "spool")
 
 def parse_flags(argv: list[str]) -> tuple[SendOptions, list[str]]:
     """``--event X``, ``--mode M``, ``--config P`` (or ``--flag=value``); the rest is
-    returned as not understood.  Hand-written because argparse costs the hook 8 ms."""
+    returned as not understood.  Hand-written: argparse is one of the imports the
+    hook's path leaves out (BENCHMARKS.md "Hook fast path")."""
     values: dict[str, str] = {}
     unknown: list[str] = []
     i = 0

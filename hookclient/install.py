@@ -1,6 +1,6 @@
 """``hookclient install`` / ``uninstall``: register the hook in Claude Code's settings.
 
-What it writes follows what the real CLI was seen to do (shared CLAUDE-CODE.md):
+What it writes follows what the real CLI was seen to do (docs/claude-code.md):
 
 - the command is an absolute path to *this* installation's ``hookclient send``, so the
   hook works from any directory and whatever venv the session has active;
@@ -31,9 +31,9 @@ from typing import Any
 
 from hookclient import dirs
 from hookclient.config import Config
-from hookclient.errors import HookclientError
+from hookclient.errors import InstallError
 
-#: Hook events Claude Code 2.1.197 knows (CLAUDE-CODE.md).
+#: Hook events Claude Code 2.1.197 knows (docs/claude-code.md).
 KNOWN_EVENTS = (
     "PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch", "Notification",
     "UserPromptSubmit", "UserPromptExpansion", "SessionStart", "SessionEnd", "Stop",
@@ -53,10 +53,6 @@ NEVER_ASYNC = frozenset({"Stop", "SessionEnd", "SubagentStop", "StopFailure"})
 #: Seconds on top of the hook's budget for start-up and reading stdin.
 TIMEOUT_MARGIN = 2.0
 SCOPES = ("user", "project", "local")
-
-
-class InstallError(HookclientError):
-    """The settings file cannot be changed safely; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

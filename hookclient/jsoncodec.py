@@ -1,12 +1,12 @@
 """JSON for the hook's path, without importing the ``json`` package.
 
-``import json`` costs the hook 7.5 ms of its 13 ms (median, this machine): ``json``
-imports ``re``, and ``re`` imports ``enum``, ``functools`` and the regex compiler, all
-to build the few patterns the pure-Python decoder uses for whitespace.  The work itself
-is done by CPython's C accelerator, ``_json``, which imports nothing; this module calls it
-exactly as ``json.JSONDecoder.decode`` and ``json.JSONEncoder.encode`` do (CPython
-3.11-3.13), so the results are the same, byte for byte (``tests/test_jsoncodec.py``
-checks that against ``json`` on random values).
+``import json`` was the largest part of the hook's own cost (BENCHMARKS.md "Hook fast
+path"): ``json`` imports ``re``, and ``re`` imports ``enum``, ``functools`` and the
+regex compiler, all to build the few patterns the pure-Python decoder uses for
+whitespace. The work itself is done by CPython's C accelerator, ``_json``, which imports
+nothing; this module calls it exactly as ``json.JSONDecoder.decode`` and
+``json.JSONEncoder.encode`` do (CPython 3.11-3.13), so the results are the same, byte
+for byte (``tests/test_jsoncodec.py`` checks that against ``json`` on random values).
 
 Anything the fast path does not take (invalid JSON, a UTF-16 file, an interpreter
 without ``_json``) goes to ``json`` itself, which then raises or decodes as it always
@@ -16,7 +16,7 @@ would: errors cost the import, the common case does not.
 from __future__ import annotations
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs the hook 3 ms to import, and it needs none of it
+if TYPE_CHECKING:  # the hook's path imports no typing, and it needs none of it
     from collections.abc import Callable
     from typing import Any
 

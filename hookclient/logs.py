@@ -1,6 +1,6 @@
 """JSON-lines logs that many processes append to at once, with safe size rotation.
 
-Four files (DESIGN.md "Logs"), chosen by what the line is about:
+Four files (README "Logs and spool layout"), chosen by what the line is about:
 
 - ``success.log``: deliveries that got a 2xx;
 - ``queue.log``: spool moves and attempts (spooled, claimed, retry scheduled, ...);
@@ -17,8 +17,8 @@ writes into ``X.log.1``, which is kept, so no line is lost at rotation.
 The hook uses :class:`LogWriter` directly (stdlib only, so its fast path imports no
 structlog); long-lived processes get a structlog logger from :func:`structlog_logger`
 whose last processor hands the event dict to the same writer, same schema.  The
-writer works on ``str`` paths with ``os``, so the hook imports no pathlib for it (4.2 ms
-a run here; see :mod:`hookclient.spool`).
+writer works on ``str`` paths with ``os``, so the hook imports no pathlib for it
+(BENCHMARKS.md "Hook fast path").
 """
 
 from __future__ import annotations

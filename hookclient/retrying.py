@@ -1,7 +1,8 @@
 """The hook's inline retries after a failed first attempt, with tenacity.
 
 Kept apart from :mod:`hookclient.delivery` so that a direct-mode hook whose first
-attempt is delivered (nearly all of them) never imports tenacity: 4 ms a run.
+attempt is delivered (nearly all of them) never imports tenacity (BENCHMARKS.md
+"Hook fast path" has what that import costs).
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ File names are ``<UTC yyyymmddTHHMMSSffffffZ>-<requestId>.json`` so a directory 
 sorts in creation order.  Directories are 0700 and files 0600 whatever the umask.
 
 The hook's path through this module (``add``, and ``claim``/``transition``/``remove``
-in direct mode) works on ``str`` paths with ``os``: importing pathlib costs the hook
-4.2 ms a run on this machine (it pulls urllib.parse, ipaddress, fnmatch, ntpath;
-measured as in :mod:`hookclient.hook`).  What the daemon and the admin commands use
+in direct mode) works on ``str`` paths with ``os``: pathlib (which pulls urllib.parse,
+ipaddress, fnmatch, ntpath) is one of the imports the hook's path leaves out
+(BENCHMARKS.md "Hook fast path").  What the daemon and the admin commands use
 still speaks ``Path``: ``Spool.root``, ``Spool.dir()``, ``Spool.paths()`` and
 ``Record.path`` build one when asked, and every method takes a ``str`` or a ``Path``.
 """
@@ -73,8 +73,8 @@ class State(str, metaclass=_States):
     """A spool state, named for its directory: a ``str`` with an enum's manners
     (``State("pending")`` validates, ``State.PENDING.value``, ``for s in State``).
 
-    Not an ``enum.StrEnum``: importing ``enum`` (with functools and collections) costs
-    every hook run about 3 ms, a fifth of what the hook spends on its own work.
+    Not an ``enum.StrEnum``: ``enum`` (with functools and collections) is one of the
+    imports the hook's path leaves out (BENCHMARKS.md "Hook fast path").
     """
 
     TMP: ClassVar[State]
@@ -310,7 +310,7 @@ class Spool:
     def remove(self, record: Record) -> None:
         """Delivered: the file goes.  (A crash before the unlink means one redelivery,
         which the receiver's dedup by requestId absorbs.)"""
-        try:  # noqa: SIM105 - contextlib.suppress would cost the hook 0.4 ms of import
+        try:  # noqa: SIM105 - the hook's path imports no contextlib
             os.unlink(record.file)
         except FileNotFoundError:
             pass
@@ -450,28 +450,29 @@ class Spool:
             except CorruptFile as exc:
                 yield exc
 
-    def find(self, request_id: str) -> Record | None:
-        """The record with this requestId (or a unique prefix of it), in any state.
+    def matching(self, prefix: str) -> list[Path]:
+        """The files, in any state, whose requestId starts with ``prefix``: the one rule
+        for ``queued show``, ``hookclient trace`` and :meth:`find`.  Only the requestId
+        part of a name is matched (never its time stamp); a full requestId matches its
+        file alone; an empty prefix matches nothing."""
+        if not prefix:
+            return []
+        found = [
+            p for s in STATES for p in self.paths(s) if request_id_of(p.name).startswith(prefix)
+        ]
+        exact = [p for p in found if request_id_of(p.name) == prefix]
+        return exact or found
 
-        Only the requestId part of a file name is matched (never its time stamp); an
-        empty or ambiguous prefix finds nothing.
-        """
-        if not request_id:
+    def find(self, request_id: str) -> Record | None:
+        """The record with this requestId (or a unique prefix of it), in any state;
+        None when nothing, or more than one event, matches, or it cannot be read."""
+        found = self.matching(request_id)
+        if len(found) != 1:
             return None
-        matches: list[Record] = []
-        for state in STATES:
-            for path in self.paths(state):
-                name_id = path.name[: -len(".json")].partition("-")[2]
-                if not name_id.startswith(request_id):
-                    continue
-                try:
-                    record = self.read(path)
-                except (FileNotFoundError, CorruptFile):
-                    continue
-                if name_id == request_id:
-                    return record
-                matches.append(record)
-        return matches[0] if len(matches) == 1 else None
+        try:
+            return self.read(found[0])
+        except (FileNotFoundError, CorruptFile):
+            return None
 
     # -- size ---------------------------------------------------------------------
 
@@ -555,9 +556,8 @@ _HEX = "0123456789abcdef"
 def is_request_id(value: str) -> bool:
     """A canonical UUID string: 36 characters, lowercase hex with hyphens at 8, 13, 18
     and 23.  The hook writes UUIDv7s so; the receiver refuses anything else (422).
-    String tests rather than a regex: importing ``re`` costs a hook 7 ms, and the
-    daemon reads every file it drains through here (the check and the name's take
-    0.5 µs of a 10 µs read of a 1 kB file, here)."""
+    String tests rather than a regex: the hook's path imports no ``re``, and the
+    daemon reads every file it drains through here."""
     hex_part = value.replace("-", "")
     return (
         len(value) == 36
@@ -580,9 +580,15 @@ def _request_id_problem(path: str, request_id: str) -> str | None:
     if not is_request_id(request_id):
         return f"requestId {request_id[:60]!r} is not a lowercase hyphenated UUID"
     if not path.endswith(f"-{request_id}.json"):
-        name_id = os.path.basename(path).removesuffix(".json").partition("-")[2]
+        name_id = request_id_of(path)
         return f"named for {name_id[:60]!r}, holds {request_id}; not a file this client wrote"
     return None
+
+
+def request_id_of(name: str) -> str:
+    """The requestId part of a spool file name, ``<stamp>-<requestId>.json`` (a path
+    will do); '' when the name has none."""
+    return os.path.basename(name).removesuffix(".json").partition("-")[2]
 
 
 def _who(mode: int) -> str:
@@ -604,7 +610,7 @@ def _fsync_dir(path: str) -> None:
 
 
 def _discard(path: str) -> None:
-    try:  # noqa: SIM105 - contextlib.suppress would cost the hook 0.4 ms of import
+    try:  # noqa: SIM105 - the hook's path imports no contextlib
         os.unlink(path)
     except OSError:
         pass

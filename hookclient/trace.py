@@ -11,15 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hookclient.errors import HookclientError
+from hookclient.errors import TraceError
 from hookclient.logs import log_files
 from hookclient.spool import Record, Spool
 
 FINAL = {"delivered": "delivered", "failed permanently": "failed", "retries exhausted": "failed"}
-
-
-class TraceError(HookclientError):
-    """Nothing (or too much) matches; the message says what to try."""
 
 
 def scan(log_dir: Path, *needles: str) -> Iterator[dict[str, Any]]:

@@ -18,19 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hookclient.breaker import BREAKER_FILE, Breaker
 from hookclient.clock import parse_iso, utc_iso
 from hookclient.config import Config, safe_url
-from hookclient.errors import CorruptFile, HookclientError
+from hookclient.errors import AdminError, CorruptFile
 from hookclient.logs import RETRY_FAILED, log_files
 from hookclient.spool import STATES, Record, Spool, State
 from queued.control import daemon_running, same_config
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class AdminError(HookclientError):
-    """A command that cannot do what was asked; the message says what to do instead."""
 
 
 def parse_duration(text: str) -> float:
@@ -112,8 +109,8 @@ def status(config: Config) -> dict[str, Any]:
     stale = daemon is not None and not same_config(daemon, config)
     if daemon is not None:
         daemon = {k: v for k, v in daemon.items() if k != "fingerprint"}  # not for bug reports
-    breaker = _read_json(config.queue.dir / "breaker.json") or {"state": "closed"}
-    if breaker.get("state") == "open" and float(breaker.get("openUntil", 0)) <= now:
+    breaker = _breaker(config).read()
+    if breaker.get("state") == "open" and _breaker(config).until(breaker) <= now:
         breaker["state"] = "half-open (next attempt probes)"
     warnings = []
     if counts[State.FAILED.value]:
@@ -286,12 +283,7 @@ def list_events(
 
 def show(config: Config, request_id: str) -> dict[str, Any]:
     spool = open_spool(config)
-    matches = [
-        p
-        for s in STATES
-        for p in spool.paths(s)
-        if request_id and _name_id(p).startswith(request_id)  # never the time stamp
-    ]
+    matches = spool.matching(request_id)
     if not matches:
         raise AdminError(f"no event {request_id} in {spool.root} (delivered events leave no file)")
     if len(matches) > 1:
@@ -432,15 +424,18 @@ def purge_candidates(config: Config, state: str, older_than: float) -> list[Path
     return found
 
 
+def _breaker(config: Config) -> Breaker:
+    """The spool's breaker, read through its own class (the clock-jump guard included)."""
+    queue = config.queue
+    return Breaker(
+        queue.dir / BREAKER_FILE, failures=queue.breaker_failures, cooldown=queue.breaker_cooldown
+    )
+
+
 def confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         return False
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-
-
-def _name_id(path: Path) -> str:
-    """The requestId part of a spool file name (``<stamp>-<requestId>.json``)."""
-    return path.name.removesuffix(".json").partition("-")[2]
 
 
 def _entries(directory: Path) -> int:
@@ -455,17 +450,6 @@ def _time(value: Any) -> float | None:
         return parse_iso(str(value)) if value else None
     except ValueError:
         return None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-# -- flush -------------------------------------------------------------------------------
 
 
 def flush_candidates(config: Config, ids: list[str]) -> list[dict[str, Any]]:
@@ -489,14 +473,13 @@ def request_flush(config: Config, ids: list[str], rows: list[dict[str, Any]]) ->
     due.  The files are not rewritten here: the daemon may be claiming one this
     instant, and only it moves files out of pending/.  An open breaker's cooldown ends,
     so the next attempt probes at once."""
-    from hookclient.breaker import Breaker
     from queued.control import request_flush as write_request
 
     wanted = [i for i in ids if i.strip()] or None
     write_request(config.queue.dir, time.time(), wanted)
     for row in rows:
         _log_row(config, "flush requested: due now", row, previousDue=row["nextAttemptAt"])
-    Breaker(config.queue.dir / "breaker.json", cooldown=config.queue.breaker_cooldown).probe_now()
+    _breaker(config).probe_now()
 
 
 # -- adopt -------------------------------------------------------------------------------

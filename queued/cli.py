@@ -12,7 +12,7 @@ from typing import Any
 from hookclient import __version__
 from hookclient.cli import Parser
 from hookclient.config import Config, default_paths, load_config
-from hookclient.errors import HookclientError
+from hookclient.errors import AdminError, HookclientError
 from queued import admin
 
 DESCRIPTION = """\
@@ -254,7 +254,7 @@ def load(args: argparse.Namespace) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a closed stdout pipe (``| head -1``) ends it quietly (exit 141)."""
-    from hookclient.cli import UsageError
+    from hookclient.errors import UsageError
     from hookclient.term import quiet_on_closed_pipe
 
     def body() -> int:
@@ -281,7 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load(args)
     if not config.endpoint.url:
-        raise admin.AdminError("no [endpoint] url configured; see `hookclient config show`")
+        raise AdminError("no [endpoint] url configured; see `hookclient config show`")
     daemon = Daemon(
         config,
         workers=args.workers,
@@ -303,7 +303,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     others = admin.other_spools(config)
     try:
         info = admin.status(config)
-    except admin.AdminError as exc:
+    except AdminError as exc:
         if not others:
             raise
         print(
@@ -413,12 +413,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    from hookclient import daemon as autostart
+    from hookclient import autostart
     from queued.control import stop, wait_running
 
     config = load(args)
     if not config.endpoint.url:
-        raise admin.AdminError("no [endpoint] url configured; see `hookclient config show`")
+        raise AdminError("no [endpoint] url configured; see `hookclient config show`")
     info = stop(config.queue.dir, wait=_stop_wait(args, config))
     if info is not None:
         print(f"stopped queued (pid {info.get('pid')})")
@@ -426,16 +426,14 @@ def cmd_restart(args: argparse.Namespace) -> int:
         config.queue.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         pid = autostart.start(config.queue.dir, config.queue.idle_exit, args.config)
     except OSError as exc:
-        raise admin.AdminError(
+        raise AdminError(
             f"cannot start queued: {exc.strerror or exc}; run `queued run` yourself"
         ) from None
     if pid is None:
         print("a hook is starting a daemon right now (with its configuration, not this shell's)")
         return 0
     if not wait_running(config.queue.dir, pid, _stop_wait(args, config)):
-        raise admin.AdminError(
-            f"queued (pid {pid}) did not start: see error.log in {config.logs.dir}"
-        )
+        raise AdminError(f"queued (pid {pid}) did not start: see error.log in {config.logs.dir}")
     print(f"started queued (pid {pid}; exits after {config.queue.idle_exit:g} s idle)")
     return 0
 

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hookclient.autostart import is_queued
 from hookclient.config import Config, fingerprint
-from hookclient.daemon import is_queued
-from hookclient.errors import HookclientError
+from hookclient.errors import StopFailed
 from hookclient.lockprobe import lock_held, replaceable
 
 #: How often a waiting command looks whether the daemon is gone.
@@ -148,10 +148,6 @@ def _pid_of(info: dict[str, Any], spool_dir: Path) -> int:
     return pid
 
 
-class StopFailed(HookclientError):
-    """The daemon could not be stopped; the message says what to do."""
-
-
 def wake(info: dict[str, Any]) -> bool:
     """SIGUSR1: the daemon re-reads pending/ and starts on what is due (``flush``)."""
     pid = info.get("pid")
@@ -184,7 +180,7 @@ def ensure_delivering(
 ) -> str:
     """After events were put in pending/: make sure a daemon with *this* configuration
     delivers them now.  Returns one line saying what it did."""
-    from hookclient import daemon as autostart
+    from hookclient import autostart
 
     spool = config.queue.dir
     if not config.endpoint.url:

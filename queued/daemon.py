@@ -26,12 +26,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from hookclient.breaker import Breaker
+from hookclient.breaker import BREAKER_FILE, Breaker
 from hookclient.clock import Clock, parse_iso, utc_iso
 from hookclient.config import Config, fingerprint, safe_url
 from hookclient.delivery import Sender
 from hookclient.envelope import dumps
-from hookclient.errors import CorruptFile, HookclientError, SpoolError
+from hookclient.errors import CorruptFile, LockHeld, SpoolError, SpoolGone
 from hookclient.lockprobe import replaceable
 from hookclient.logs import (
     BREAKER_CLOSED,
@@ -42,9 +42,9 @@ from hookclient.logs import (
 )
 from hookclient.outcome import Outcome
 from hookclient.policy import Transition, after_attempt
-from hookclient.spool import Record, Spool, State
+from hookclient.spool import Record, Spool, State, request_id_of
+from queued.agenda import Agenda
 from queued.control import FlushRequest, daemon_running, read_flush, read_pidfile, stop, write_json
-from queued.scheduler import Scheduler
 
 __all__ = ["Daemon", "LockHeld", "SpoolGone", "daemon_running", "read_pidfile"]
 
@@ -61,16 +61,10 @@ LOCK_WAIT = 0.5
 #: ``--replace``: beyond the request timeout, how long the old daemon gets to exit on
 #: the hook's retire signal before this one sends it again.
 REPLACE_GRACE = 2.0
+#: The daemon's CPU priority (nice): below the session it delivers for.
+NICENESS = 10
 #: Retire: stop claiming, finish in flight, exit 0; a repeat never escalates.
 RETIRE = getattr(signal, "SIGUSR2", signal.SIGTERM)
-
-
-class LockHeld(HookclientError):
-    """Another daemon runs on this spool."""
-
-
-class SpoolGone(HookclientError):
-    """The spool directory was removed (or replaced) while the daemon ran."""
 
 
 class Daemon:
@@ -85,7 +79,6 @@ class Daemon:
         autostarted: bool = False,
         replace: bool = False,
         clock: Clock | None = None,
-        sender: Sender | None = None,
         watch: bool = True,
     ) -> None:
         self.config = config
@@ -113,13 +106,13 @@ class Daemon:
         # every endpoint, and `queued status` reads only its own spool's lines
         self.log = structlog_logger(self.writer, spool=config.queue.dir_str)
         self.breaker = Breaker(
-            config.queue.dir / "breaker.json",
+            config.queue.dir / BREAKER_FILE,
             failures=config.queue.breaker_failures,
             cooldown=config.queue.breaker_cooldown,
             now=self.clock.now,
         )
-        self._sender = sender
-        self.agenda = Scheduler()
+        self._sender: Sender | None = None
+        self.agenda = Agenda()
         #: names whose agenda time came from their file (not "new, due now"): when one
         #: surfaces, it has waited its delay on the monotonic clock
         self.timed: set[str] = set()
@@ -284,6 +277,7 @@ class Daemon:
     def run(self, *, once: bool = False) -> int:
         """The daemon's whole life; returns the exit code."""
         self._install_signals()  # before start: a SIGTERM during recovery still stops cleanly
+        give_way()
         self.start()
         try:
             if once:
@@ -492,7 +486,7 @@ class Daemon:
                         os.unlink(entry.path)
                         self.log.info(
                             "removed by retention",
-                            requestId=entry.name.removesuffix(".json").partition("-")[2] or None,
+                            requestId=request_id_of(entry.name) or None,
                             state=state.value,
                             file=entry.name,
                             retention=retention,
@@ -551,7 +545,7 @@ class Daemon:
             return
         self.log.error(
             "corrupt file quarantined",
-            requestId=path.name.removesuffix(".json").partition("-")[2] or None,
+            requestId=request_id_of(path.name) or None,
             file=path.name,
             error=str(exc),
             state="corrupt",
@@ -583,7 +577,7 @@ class Daemon:
         self.last_activity = self.clock.monotonic()
         exc = future.exception()
         if exc is not None:
-            request_id = name.removesuffix(".json").partition("-")[2] or None
+            request_id = request_id_of(name) or None
             self.log.error("delivery crashed", file=name, requestId=request_id, error=repr(exc))
             self.agenda.add(name, self.clock.monotonic() + 5.0)
         self.wake.set()
@@ -808,6 +802,20 @@ class Daemon:
         """The agenda runs on the monotonic clock, so that a wall clock stepped by a day
         (NTP, a user, a suspended laptop's catch-up) neither stalls nor floods it."""
         return self.clock.monotonic() + (wall - self.clock.now())
+
+
+def give_way(target: int = NICENESS) -> int:
+    """Lower this process's CPU priority to ``target`` (nice), as background services
+    do: on a laptop's few cores the daemon's deliveries then never compete with the
+    Claude Code session (and its hooks) they serve.  Never raises it back; returns the
+    niceness in force (0 where the platform has none)."""
+    if not hasattr(os, "nice"):
+        return 0
+    current = os.nice(0)
+    if current < target:
+        with contextlib.suppress(OSError):
+            current = os.nice(target - current)
+    return current
 
 
 def ids(record: Record) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Auto mode: the hook spools and makes sure a daemon delivers (DESIGN.md "Modes")."""
+"""Auto mode: the hook spools and makes sure a daemon delivers (README "What the hook
+does with an event")."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def test_no_usable_queued_falls_back_to_direct(
     problem: str,
 ) -> None:
     """No `queued` beside the interpreter (or one that cannot run): deliver directly."""
-    from hookclient import daemon as starter
+    from hookclient import autostart as starter
     from hookclient.hook import SendOptions, send
 
     script = tmp_path / "queued"

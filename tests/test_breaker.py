@@ -175,14 +175,14 @@ def test_concurrent_failures_are_not_lost(tmp_path: Path, clock: Time) -> None:
 def test_state_file_is_private_json(tmp_path: Path, clock: Time) -> None:
     b = make(tmp_path, clock, failures=1)
     b.failure()
-    assert json.loads(b.path.read_text())["state"] == "open"
-    assert stat.S_IMODE(b.path.stat().st_mode) == 0o600
+    assert json.loads(Path(b.file).read_text())["state"] == "open"
+    assert stat.S_IMODE(Path(b.file).stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("content", [b"", b"{not json", b"[1, 2]", b"\xff\xfe"])
 def test_unreadable_state_counts_as_closed(tmp_path: Path, clock: Time, content: bytes) -> None:
     b = make(tmp_path, clock, failures=1)
-    b.path.write_bytes(content)
+    Path(b.file).write_bytes(content)
     assert b.check() == "closed"
     assert b.failure() is True  # and it can be written over
     assert b.check() == "open"
@@ -191,7 +191,7 @@ def test_unreadable_state_counts_as_closed(tmp_path: Path, clock: Time, content:
 def test_success_on_a_closed_breaker_writes_nothing(tmp_path: Path, clock: Time) -> None:
     b = make(tmp_path, clock)
     b.success()
-    assert not b.path.exists()
+    assert not Path(b.file).exists()
 
 
 def test_failed_says_opened_once_per_outage(tmp_path: Path, clock: Time) -> None:
@@ -242,7 +242,7 @@ def test_failed_with_the_lock_busy_counts_nothing(
 
     monkeypatch.setattr(breaker, "LOCK_TIMEOUT", 0.01)
     b = make(tmp_path, clock, failures=1)
-    with FileLock(str(b.path) + ".lock"):
+    with FileLock(str(Path(b.file)) + ".lock"):
         assert b.failed() == (False, {})
         assert b.failure() is False
     assert b.read() == {"state": "closed", "failures": 0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -217,3 +218,23 @@ def test_hook_in_auto_mode_spools_when_the_daemon_runs(
     spooled = [line for line in queue_env.log_lines() if line["msg"] == "spooled"]
     assert [line["reason"] for line in spooled] == ["daemon running"]
     assert daemon.stop() == 0
+
+
+def test_the_daemon_runs_below_the_sessions_priority(hook: HookEnv) -> None:
+    """`queued run` lowers its own CPU priority (nice 10): on two cores its deliveries
+    never compete with the Claude Code session and the hooks it serves."""
+    from tests.conftest import daemon_pid, start_queued, wait_for
+
+    hook.configure(delivery={"mode": "spool"})
+    daemon = start_queued(hook)
+    pid = wait_for(lambda: daemon_pid(hook.spool))
+    with open(f"/proc/{pid}/stat") as fh:
+        niceness = int(fh.read().rsplit(")", 1)[1].split()[16])
+    assert niceness == max(10, os.nice(0))
+    assert daemon.stop() == 0
+
+
+def test_give_way_never_raises_the_priority_back() -> None:
+    from queued.daemon import give_way
+
+    assert give_way(target=os.nice(0) - 1) == os.nice(0)  # asking for more: nothing changes

@@ -70,7 +70,7 @@ def test_each_problem_is_named_with_its_fix(hook: HookEnv) -> None:
     moved = sorted((hook.spool / "pending").glob("*.json"))[-1]
     moved.rename(hook.spool / "failed" / moved.name)
     (hook.spool / "breaker.json").write_text(
-        json.dumps({"state": "open", "failures": 7, "openUntil": time.time() + 600})
+        json.dumps({"state": "open", "failures": 7, "openUntil": time.time() + 25})
     )
     hook.spool.chmod(0o755)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from hookclient.errors import TraceError
 from hookclient.logs import LogWriter
-from hookclient.trace import TraceError, session_events, timeline
+from hookclient.trace import session_events, timeline
 from tests.conftest import BIN, FIXTURES, HookEnv, Receiver
 
 

@@ -20,7 +20,7 @@ from typing import Any
 #: The CLI's API key in the fake sessions. The hook's environment holds it (Claude Code
 #: passes its own environment down), so tests grep hookclient's output for it.
 API_KEY = "sk-ant-fake-e2e-7c1d"
-#: What the CLI prints on stderr when a hook fails or is cancelled (CLAUDE-CODE.md).
+#: What the CLI prints on stderr when a hook fails or is cancelled (docs/claude-code.md).
 HOOK_TROUBLE = re.compile(r"hook \[.*\] failed|hook cancelled", re.IGNORECASE)
 #: Generous: a session takes about a second; a slow CI box gets a minute and more.
 SESSION_TIMEOUT = 180.0
@@ -57,7 +57,7 @@ class Session:
 
 
 def claude_env(model_url: str, home: Path, **extra: str) -> dict[str, str]:
-    """The environment CLAUDE-CODE.md prescribes for an offline session, and no more.
+    """The environment docs/claude-code.md describes for an offline session, and no more.
 
     Built from scratch rather than copied from ``os.environ``: the developer's own
     Claude Code or hookclient settings must not leak into a test session.

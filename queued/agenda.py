@@ -16,7 +16,7 @@ import heapq
 import threading
 
 
-class Scheduler:
+class Agenda:
     """A thread-safe min-heap of (due, name) with at most one live entry per name."""
 
     def __init__(self) -> None:
@@ -26,9 +26,6 @@ class Scheduler:
 
     def __len__(self) -> int:
         return len(self._due)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._due
 
     def add(self, name: str, due: float) -> None:
         """Schedule ``name`` at ``due``; a later add for the same name replaces it."""
@@ -46,10 +43,6 @@ class Scheduler:
             self._due[name] = due
             heapq.heappush(self._heap, (due, name))
             return True
-
-    def discard(self, name: str) -> None:
-        with self._lock:
-            self._due.pop(name, None)  # its heap entry is skipped when it surfaces
 
     def pop_due(self, now: float, limit: int) -> list[str]:
         """Up to ``limit`` names due at ``now``, earliest first, removed from the agenda."""
