@@ -10,6 +10,7 @@ measured side by side mean anything:
   b  hookclient, direct mode, receiver up            one POST per event from the hook
   c  hookclient, direct mode, receiver down          breaker open after the first failures
   d  hookclient, auto mode, `queued` running         the hook only writes the spool
+  d0 the same, with `queued run --nice 0`            the daemon at the session's priority
   e  curl one-liner hook (curl -s -m 2 -d @- URL)    receiver up, then down
   f  Claude Code's native "type": "http" hook        receiver up, then down
 
@@ -189,7 +190,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="hookclient-bench-session-"))
     variants: dict[str, Variant] = {}
     receivers: list[Receiver] = []
-    daemon: subprocess.Popen[bytes] | None = None
+    daemons: list[subprocess.Popen[bytes]] = []
 
     def variant(key: str, label: str, *, spool: bool = False, up: bool = False) -> Variant:
         root = work / key
@@ -217,6 +218,8 @@ def main() -> int:
         install_hookclient(c, down, mode="direct")
         d = variant("d", "d  hookclient auto, queued running", spool=True, up=True)
         install_hookclient(d, d.url, mode="auto")
+        d0 = variant("d0", "d0 auto, queued at nice 0", spool=True, up=True)
+        install_hookclient(d0, d0.url, mode="auto")
         for key, label, up in (
             ("e", "e  curl one-liner, up", True),
             ("e-", "e  curl, down", False),
@@ -232,16 +235,18 @@ def main() -> int:
             v = variant(key, label, up=up)
             url = v.url if up else down
             install_other(v, template, {"type": "http", "url": url, "timeout": 5})
-        d_config = d.project / "hookclient.toml"
-        daemon = subprocess.Popen(
-            [str(BIN / "queued"), "run", "--config", str(d_config)],
-            env={**os.environ, "HOOKCLIENT_TOKEN": TOKEN},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        assert d.spool is not None
-        daemon_pid = d.spool / "daemon.pid"
-        wait_for(daemon_pid.exists)
+        for v, nice in ((d, "10"), (d0, "0")):  # the daemon's default priority, and none
+            config = v.project / "hookclient.toml"
+            daemons.append(
+                subprocess.Popen(
+                    [str(BIN / "queued"), "run", "--nice", nice, "--config", str(config)],
+                    env={**os.environ, "HOOKCLIENT_TOKEN": TOKEN},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            assert v.spool is not None
+            wait_for((v.spool / "daemon.pid").exists)
 
         yardsticks: dict[str, Callable[[], float]] = {
             "python -c pass": lambda: timed([sys.executable, "-c", "pass"]),
@@ -260,9 +265,10 @@ def main() -> int:
                     v.times.append(v.run(claude, model))
                 for name, fn in yardsticks.items():
                     sticks[name].append(fn())
-        wait_for(lambda: d.kept() == 0, timeout=120)  # the daemon has delivered d's events
+        for v in (d, d0):  # each daemon has delivered its variant's events
+            wait_for(lambda v=v: v.kept() == 0, timeout=120)
     finally:
-        if daemon is not None:
+        for daemon in daemons:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
         for rx in receivers:
@@ -284,6 +290,7 @@ def report(
     per_session = {
         "b": variants["b"].delivered() / variants["b"].sessions,
         "d": variants["d"].delivered() / variants["d"].sessions,
+        "d0": variants["d0"].delivered() / variants["d0"].sessions,
         "e": variants["e"].delivered() / variants["e"].sessions,
         "f": variants["f"].delivered() / variants["f"].sessions,
     }

@@ -7,8 +7,9 @@ import json
 import os
 from typing import Any
 
-from hookclient.config import default_paths, describe, load_config
+from hookclient.config import SCHEMA, Config, default_paths, env_name, load_config
 from hookclient.errors import TraceError
+from hookclient.urls import safe_url
 
 
 def config(args: argparse.Namespace) -> int:
@@ -120,3 +121,24 @@ def doctor(args: argparse.Namespace) -> int:
     checks = doc.run_checks(os.environ, args.config)
     print(doc.report(checks, args.json))
     return 1 if any(c.status == "FAIL" for c in checks) else 0
+
+
+def describe(config: Config) -> list[tuple[str, str, str, str]]:
+    """Rows of (key, value, source, env var) for ``hookclient config show``; no secrets."""
+    rows = []
+    for section, key in SCHEMA:
+        name = f"{section}.{key}"
+        value: Any = getattr(getattr(config, section), key)
+        if isinstance(value, tuple):
+            value = list(value)
+        shown = "" if value is None else str(value)
+        if name == "endpoint.url":
+            shown = safe_url(shown) or ""
+        rows.append((name, shown, config.sources[name], env_name(section, key)))
+    token = "[REDACTED]" if config.endpoint.token else "(not set)"
+    rows.append(("endpoint.token", token, config.endpoint.token_source, config.endpoint.token_env))
+    secret = "[REDACTED]" if config.endpoint.signing_secret else "(not set)"
+    rows.append(
+        ("endpoint.signing_secret", secret, "env", config.endpoint.signing_secret_env or "")
+    )
+    return rows

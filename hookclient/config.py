@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 
 from hookclient import dirs
 from hookclient.errors import ConfigError
@@ -137,7 +136,11 @@ class _Value:
 
     def _shown(self, name: str) -> Any:
         value = getattr(self, name)
-        return safe_url(value) if name == "url" else value
+        if name != "url":
+            return value
+        from hookclient.urls import safe_url  # only for a repr: off the hook's path
+
+        return safe_url(value)
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -778,7 +781,7 @@ def _build(
             autostart=values["delivery.autostart"],
         ),
         queue=Queue(
-            dir=values["queue.dir"] or _default_spool_dir(url),
+            dir=values["queue.dir"] or dirs.default_spool_dir(url),
             idle_exit=values["queue.idle_exit"],
             backoff=values["queue.backoff"],
             jitter=values["queue.jitter"],
@@ -862,11 +865,6 @@ def _signing_secret(
     return secret
 
 
-def spool_key(url: str | None) -> str:
-    """First 12 hex of sha256(url): two endpoints never share a spool or a daemon."""
-    return _sha256_hex((url or "").encode("utf-8"))[:12]
-
-
 def fingerprint(endpoint: Endpoint) -> str:
     """What a daemon delivers with, as 16 hex of SHA-256: the URL, the token, the signing
     secret and the TLS settings.  A hook whose fingerprint differs from the running
@@ -880,86 +878,4 @@ def fingerprint(endpoint: Endpoint) -> str:
         "verify" if endpoint.verify else "no-verify",
         endpoint._ca_bundle or "",
     )
-    return _sha256_hex("\0".join(parts).encode("utf-8"))[:16]
-
-
-def _sha256_hex(data: bytes) -> str:
-    """SHA-256 with CPython's own module (``_sha256`` / ``_sha2``), which hashlib falls
-    back to, rather than hashlib, which loads OpenSSL first (BENCHMARKS.md "Hook fast
-    path").  The digest is the same; ``tests/test_config.py`` checks it against hashlib.
-    A Python built without those modules uses hashlib."""
-    try:
-        if sys.version_info >= (3, 12):
-            from _sha2 import sha256
-        else:
-            from _sha256 import sha256  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - a build without CPython's own hashes
-        import hashlib
-
-        return hashlib.sha256(data).hexdigest()
-    return str(sha256(data).hexdigest())
-
-
-#: The spool of events captured while no endpoint URL was configured, or while the
-#: configuration could not be read and no earlier one had worked for that project.
-UNROUTED = "unrouted"
-
-
-def spools_root() -> str:
-    """Where the default spools live, one directory per endpoint (and ``unrouted``)."""
-    return dirs.clean(os.path.join(dirs.user_state_dir(), "spool"))
-
-
-def unrouted_spool_dir() -> str:
-    return os.path.join(spools_root(), UNROUTED)
-
-
-def _default_spool_dir(url: str | None) -> str:
-    if not url:
-        return unrouted_spool_dir()
-    return os.path.join(spools_root(), spool_key(url))
-
-
-def safe_url(url: str | None) -> str | None:
-    """``url`` fit to print or log: a password (or a lone user, often a token) in its
-    authority becomes ``[REDACTED]``, the user name of ``user:password`` stays; and
-    every query value becomes ``[REDACTED]`` too (``?token=...`` is a common way to
-    put a secret in a webhook URL), the names stay."""
-    if not url or ("@" not in url and "?" not in url):
-        return url
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    rest, question, query = rest.partition("?")
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        userinfo, _, host = authority.rpartition("@")
-        user, colon, _password = userinfo.partition(":")
-        authority = (f"{user}:[REDACTED]" if colon else "[REDACTED]") + "@" + host
-    if question:
-        query, hash_, fragment = query.partition("#")
-        pairs = (p.partition("=") for p in query.split("&"))
-        query = "&".join(k + ("=[REDACTED]" if eq else "") for k, eq, _v in pairs)
-        query += hash_ + fragment
-    return f"{scheme}://{authority}{slash}{path}{question}{query}"
-
-
-def describe(config: Config) -> list[tuple[str, str, str, str]]:
-    """Rows of (key, value, source, env var) for ``hookclient config show``; no secrets."""
-    rows = []
-    for section, key in SCHEMA:
-        name = f"{section}.{key}"
-        value: Any = getattr(getattr(config, section), key)
-        if isinstance(value, tuple):
-            value = list(value)
-        shown = "" if value is None else str(value)
-        if name == "endpoint.url":
-            shown = safe_url(shown) or ""
-        rows.append((name, shown, config.sources[name], env_name(section, key)))
-    token = "[REDACTED]" if config.endpoint.token else "(not set)"
-    rows.append(("endpoint.token", token, config.endpoint.token_source, config.endpoint.token_env))
-    secret = "[REDACTED]" if config.endpoint.signing_secret else "(not set)"
-    rows.append(
-        ("endpoint.signing_secret", secret, "env", config.endpoint.signing_secret_env or "")
-    )
-    return rows
+    return dirs.sha256_hex("\0".join(parts).encode("utf-8"))[:16]

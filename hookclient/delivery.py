@@ -22,7 +22,7 @@ import httpx
 
 from hookclient import __version__
 from hookclient.clock import Clock
-from hookclient.config import Endpoint, safe_url
+from hookclient.config import Endpoint
 from hookclient.envelope import random_hex
 from hookclient.outcome import MIN_ATTEMPT, Kind, Outcome, classify, parse_retry_after
 
@@ -168,30 +168,6 @@ class Sender:
             return done(kind, status, detail, error="http")
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
         return done(kind, status, detail, error="http", retry_after=retry_after)
-
-
-def transport_warnings(endpoint: Endpoint) -> list[str]:
-    """What is unsafe about how this endpoint is reached, one line each: a bearer token
-    and every prompt in clear text over the network, or TLS without verification.  The
-    hook and the daemon log these once per process; ``hookclient doctor`` shows them."""
-    url = endpoint.url or ""
-    scheme, _, rest = url.partition("://")
-    url = safe_url(url) or ""
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    host = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
-    loopback = host.lower() in ("localhost", "::1") or host.startswith("127.")
-    warnings = []
-    if scheme == "http" and not loopback:
-        warnings.append(
-            f"endpoint {url} is plain http to a non-loopback host: the token and "
-            "every event cross the network unencrypted; use https"
-        )
-    if scheme == "https" and not endpoint.verify:
-        warnings.append(
-            f"[endpoint] verify = false: TLS certificates of {host} are not checked, "
-            "so anyone on the path can read or change events; set ca_bundle instead"
-        )
-    return warnings
 
 
 def _verify(endpoint: Endpoint) -> Any:

@@ -138,3 +138,46 @@ def expand(path: str) -> str:
             raise RuntimeError("Could not determine home directory.")
         path = expanded
     return clean(path)
+
+
+def spool_key(url: str | None) -> str:
+    """First 12 hex of sha256(url): two endpoints never share a spool or a daemon."""
+    return sha256_hex((url or "").encode("utf-8"))[:12]
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 with CPython's own module (``_sha256`` / ``_sha2``), which hashlib falls
+    back to, rather than hashlib, which loads OpenSSL first (BENCHMARKS.md "Hook fast
+    path").  The digest is the same; ``tests/test_config.py`` checks it against hashlib.
+    A Python built without those modules uses hashlib."""
+    try:
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256
+        else:
+            from _sha256 import sha256  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - a build without CPython's own hashes
+        import hashlib
+
+        return hashlib.sha256(data).hexdigest()
+    return str(sha256(data).hexdigest())
+
+
+#: The spool of events captured while no endpoint URL was configured, or while the
+#: configuration could not be read and no earlier one had worked for that project.
+UNROUTED = "unrouted"
+
+
+def spools_root() -> str:
+    """Where the default spools live, one directory per endpoint (and ``unrouted``)."""
+    return clean(os.path.join(user_state_dir(), "spool"))
+
+
+def unrouted_spool_dir() -> str:
+    return os.path.join(spools_root(), UNROUTED)
+
+
+def default_spool_dir(url: str | None) -> str:
+    """The default spool of an endpoint URL (``unrouted`` without one)."""
+    if not url:
+        return unrouted_spool_dir()
+    return os.path.join(spools_root(), spool_key(url))

@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 
 from hookclient.breaker import BREAKER_FILE, Breaker
 from hookclient.clock import parse_iso
-from hookclient.config import Config, default_paths, fingerprint, load_config, safe_url
+from hookclient.config import Config, default_paths, fingerprint, load_config
 from hookclient.envelope import StdinCapture, build, dumps
 from hookclient.errors import SpoolError
 from hookclient.lockprobe import holder, lock_held
 from hookclient.spool import Spool, State
+from hookclient.urls import safe_url
 
 if TYPE_CHECKING:
     from hookclient.outcome import Outcome
@@ -114,7 +115,7 @@ def _endpoint(config: Config, environ: Mapping[str, str]) -> Check:
             "set url under [endpoint] (or HOOKCLIENT_ENDPOINT_URL), "
             "then `queued adopt --from unrouted`",
         )
-    from hookclient.delivery import transport_warnings
+    from hookclient.urls import transport_warnings
 
     warnings = transport_warnings(config.endpoint)
     if warnings:

@@ -38,7 +38,7 @@ import time
 
 from hookclient import envelope as env
 from hookclient.clock import utc_iso
-from hookclient.config import default_files, load_config, safe_url
+from hookclient.config import default_files, load_config
 from hookclient.configcache import ConfigCache, default_file
 from hookclient.errors import BudgetExceeded, SpoolError
 from hookclient.logs import BREAKER_CLOSED, BREAKER_OPENED, RETRY_FAILED, LogWriter
@@ -110,7 +110,7 @@ class Hook:
         self.spool = Spool(
             self.spool_dir,
             max_bytes=config.queue.max_spool_bytes,
-            endpoint=None if config.problems else safe_url(config.endpoint.url),
+            endpoint=None if config.problems else config.endpoint.url,
         )
         self._breaker: Breaker | None = None
         self._holder: dict[str, object] | None = None
@@ -287,7 +287,7 @@ class Hook:
         a read-only mount) is a configuration mistake: the event goes to the unrouted
         spool, which ``queued status`` and ``doctor`` point at, rather than being lost.
         A full disk is not: the unrouted spool is very likely on the same one."""
-        from hookclient.config import unrouted_spool_dir
+        from hookclient.dirs import unrouted_spool_dir
         from hookclient.errors import SpoolFull
 
         unrouted = unrouted_spool_dir()
@@ -357,7 +357,8 @@ class Hook:
                 sys.modules.pop(name, None)
 
     def _deliver_now(self, record: Record) -> None:
-        from hookclient.delivery import Sender, deliver_inline, transport_warnings
+        from hookclient.delivery import Sender, deliver_inline
+        from hookclient.urls import transport_warnings
 
         for warning in transport_warnings(self.config.endpoint):  # once: one process, one event
             self.log.log("error", "warning", "insecure endpoint", error=warning, **self.ids)
@@ -600,7 +601,7 @@ def route(config: Config, paths: list[str], cache: ConfigCache | None) -> tuple[
         return known
     if _readable(config, paths):  # a bad value elsewhere: its own spool is the right one
         return config.queue.dir_str, config.logs.dir_str
-    from hookclient.config import unrouted_spool_dir
+    from hookclient.dirs import unrouted_spool_dir
 
     return unrouted_spool_dir(), config.logs.dir_str
 

@@ -231,7 +231,9 @@ class Spool:
     def write_endpoint(self) -> None:
         """Record whom this spool is for (best effort: a spool without the file is
         still listed, as "endpoint unknown")."""
-        body = jsoncodec.dumps({"endpoint": self.endpoint}).encode()
+        from hookclient.urls import safe_url  # once per spool: off the hook's usual path
+
+        body = jsoncodec.dumps({"endpoint": safe_url(self.endpoint)}).encode()
         _write_small(os.path.join(self.root_str, ENDPOINT_FILE), body)
 
     def read_endpoint(self) -> tuple[bool, str | None]:

@@ -16,7 +16,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from hookclient.config import UNROUTED, Config, spool_key, spools_root, unrouted_spool_dir
+from hookclient.config import Config
+from hookclient.dirs import UNROUTED, spool_key, spools_root, unrouted_spool_dir
 from hookclient.spool import STATES, Spool, State
 
 

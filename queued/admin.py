@@ -20,10 +20,11 @@ from typing import Any
 
 from hookclient.breaker import BREAKER_FILE, Breaker
 from hookclient.clock import parse_iso, utc_iso
-from hookclient.config import Config, safe_url
+from hookclient.config import Config
 from hookclient.errors import AdminError, CorruptFile
 from hookclient.logs import RETRY_FAILED, log_files
 from hookclient.spool import STATES, Record, Spool, State
+from hookclient.urls import safe_url
 from queued.control import daemon_running, same_config
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

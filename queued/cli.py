@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="if a daemon with another endpoint, token or signing secret holds the spool, "
         "stop it and take over (what a hook does after you fix the token or the url)",
     )
+    run.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run at this lower CPU priority (nice N, e.g. 10); default 0 keeps the priority "
+        "it was started with",
+    )
     run.add_argument("--autostarted", action="store_true", help=argparse.SUPPRESS)
     _common(run, json_flag=False)
 
@@ -288,6 +296,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         idle_exit=args.idle_exit or 0.0,
         autostarted=args.autostarted,
         replace=args.replace,
+        niceness=args.nice,
         watch=not args.once,  # --once scans once and exits: no observer to start and stop
     )
     try:

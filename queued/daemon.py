@@ -28,7 +28,7 @@ from typing import Any
 
 from hookclient.breaker import BREAKER_FILE, Breaker
 from hookclient.clock import Clock, parse_iso, utc_iso
-from hookclient.config import Config, fingerprint, safe_url
+from hookclient.config import Config, fingerprint
 from hookclient.delivery import Sender
 from hookclient.envelope import dumps
 from hookclient.errors import CorruptFile, LockHeld, SpoolError, SpoolGone
@@ -43,6 +43,7 @@ from hookclient.logs import (
 from hookclient.outcome import Outcome
 from hookclient.policy import Transition, after_attempt
 from hookclient.spool import Record, Spool, State, request_id_of
+from hookclient.urls import safe_url
 from queued.agenda import Agenda
 from queued.control import FlushRequest, daemon_running, read_flush, read_pidfile, stop, write_json
 
@@ -61,8 +62,10 @@ LOCK_WAIT = 0.5
 #: ``--replace``: beyond the request timeout, how long the old daemon gets to exit on
 #: the hook's retire signal before this one sends it again.
 REPLACE_GRACE = 2.0
-#: The daemon's CPU priority (nice): below the session it delivers for.
-NICENESS = 10
+#: The daemon's CPU priority (nice) by default: the caller's.  Measured in the real CLI
+#: (bench/session.py, variants d and d0 in the same run), nice 10 did not make a
+#: session faster: +37.7 vs +38.6 and +56.5 vs +49.7 ms per hook (BENCHMARKS.md).
+NICENESS = 0
 #: Retire: stop claiming, finish in flight, exit 0; a repeat never escalates.
 RETIRE = getattr(signal, "SIGUSR2", signal.SIGTERM)
 
@@ -78,6 +81,7 @@ class Daemon:
         idle_exit: float = 0.0,
         autostarted: bool = False,
         replace: bool = False,
+        niceness: int = NICENESS,
         clock: Clock | None = None,
         watch: bool = True,
     ) -> None:
@@ -88,6 +92,8 @@ class Daemon:
         self.autostarted = autostarted
         #: take over from a daemon on this spool whose configuration differs
         self.replace = replace
+        #: the CPU priority (nice) the daemon runs at: below the session it serves
+        self.niceness = niceness
         self.flush_requested = False
         self.flush_request: FlushRequest | None = None
         self.spool = Spool(
@@ -253,7 +259,7 @@ class Daemon:
             idleExit=self.idle_exit,
             autostarted=self.autostarted,
         )
-        from hookclient.delivery import transport_warnings
+        from hookclient.urls import transport_warnings
 
         for warning in transport_warnings(self.config.endpoint):
             self.log.warning("insecure endpoint", error=warning)
@@ -277,7 +283,7 @@ class Daemon:
     def run(self, *, once: bool = False) -> int:
         """The daemon's whole life; returns the exit code."""
         self._install_signals()  # before start: a SIGTERM during recovery still stops cleanly
-        give_way()
+        give_way(self.niceness)
         self.start()
         try:
             if once:
@@ -805,9 +811,8 @@ class Daemon:
 
 
 def give_way(target: int = NICENESS) -> int:
-    """Lower this process's CPU priority to ``target`` (nice), as background services
-    do: on a laptop's few cores the daemon's deliveries then never compete with the
-    Claude Code session (and its hooks) they serve.  Never raises it back; returns the
+    """Lower this process's CPU priority to ``target`` (nice; ``queued run --nice``), as
+    background services may want on a busy laptop.  Never raises it back; returns the
     niceness in force (0 where the platform has none)."""
     if not hasattr(os, "nice"):
         return 0

@@ -12,6 +12,8 @@ import pytest
 from platformdirs import user_state_dir
 
 from hookclient import config as cfg
+from hookclient import dirs
+from hookclient.commands import describe
 from hookclient.config import Config, load_config
 from hookclient.errors import ConfigError
 
@@ -393,14 +395,14 @@ def test_secrets_never_appear_in_repr_or_describe(tmp_path: Path) -> None:
     c = load(env=env)
     assert c.endpoint.token == SECRET_TOKEN
     assert c.endpoint.signing_secret == SECRET_SIGNING
-    for text in (repr(c), repr(c.endpoint), str(c), repr(cfg.describe(c))):
+    for text in (repr(c), repr(c.endpoint), str(c), repr(describe(c))):
         assert SECRET_TOKEN not in text
         assert SECRET_SIGNING not in text
-    rows = {row[0]: row for row in cfg.describe(c)}
+    rows = {row[0]: row for row in describe(c)}
     assert rows["endpoint.token"][1] == "[REDACTED]"
     assert rows["endpoint.signing_secret"][1] == "[REDACTED]"
 
-    unset = {row[0]: row for row in cfg.describe(load())}
+    unset = {row[0]: row for row in describe(load())}
     assert unset["endpoint.token"][1] == "(not set)"
 
 
@@ -409,13 +411,13 @@ def test_token_file_secret_stays_out_of_repr(tmp_path: Path) -> None:
     c = load(env={"HOOKCLIENT_ENDPOINT_TOKEN_FILE": str(path)})
     assert c.endpoint.token == SECRET_TOKEN
     assert SECRET_TOKEN not in repr(c)
-    assert SECRET_TOKEN not in repr(cfg.describe(c))
+    assert SECRET_TOKEN not in repr(describe(c))
 
 
 def test_describe_names_value_source_and_env_var(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", "[queue]\nbackoff = [5, 10]\n")
     c = load(path, env={"HOOKCLIENT_LOGS_LEVEL": "debug"})
-    rows = {row[0]: row for row in cfg.describe(c)}
+    rows = {row[0]: row for row in describe(c)}
     assert len(rows) == len(cfg.SCHEMA) + 2
     assert rows["queue.backoff"] == (
         "queue.backoff",
@@ -543,7 +545,7 @@ def test_signing_secret_env_set_but_empty_means_no_secret() -> None:
 @pytest.mark.parametrize("url", [None, "", "https://a.example.test/hooks", "http://x/é?q=1"])
 def test_spool_key_is_the_sha256_of_the_url(url: str | None) -> None:
     """The key comes from CPython's own SHA-256 (no OpenSSL import): the same digest."""
-    assert cfg.spool_key(url) == hashlib.sha256((url or "").encode()).hexdigest()[:12]
+    assert dirs.spool_key(url) == hashlib.sha256((url or "").encode()).hexdigest()[:12]
 
 
 def test_paths_are_paths_and_their_strings_match(tmp_path: Path) -> None:
@@ -589,13 +591,13 @@ def test_config_values_compare_copy_and_hide_secrets_like_dataclasses() -> None:
     ],
 )
 def test_credentials_in_the_url_are_never_shown(url: str | None, shown: str | None) -> None:
-    from hookclient.config import safe_url
+    from hookclient.urls import safe_url
 
     assert safe_url(url) == shown
 
 
 def test_config_show_and_the_daemon_never_print_url_credentials(tmp_path: Path) -> None:
-    from hookclient.config import describe
+    from hookclient.commands import describe
 
     path = write(
         tmp_path / "c.toml", '[endpoint]\nurl = "https://bob:s3cr3t@hooks.example.com/in"\n'

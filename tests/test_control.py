@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hookclient import config as cfg
+from hookclient import dirs
 from hookclient.breaker import Breaker
 from hookclient.configcache import ConfigCache
 from hookclient.spool import Spool, State, new_state
@@ -187,7 +188,7 @@ def test_trace_finds_an_event_in_another_spool_and_says_how_to_adopt_it(
     no_url.config.write_text(text)
     run = no_url.run(json.dumps({"hook_event_name": "Stop", "session_id": "s"}).encode())
     assert run.returncode == 0
-    unrouted = Path(cfg.unrouted_spool_dir())
+    unrouted = Path(dirs.unrouted_spool_dir())
     [name] = [p.name for p in (unrouted / "pending").iterdir()]
     rid = name.removesuffix(".json").partition("-")[2]
     env.configure(logs={"dir": str(no_url.logs)})
@@ -240,7 +241,7 @@ def test_the_last_clean_route_is_remembered_per_project(tmp_path: Path) -> None:
 
 def test_no_url_spools_to_the_unrouted_spool() -> None:
     config = cfg.load_config([], {})
-    assert config.queue.dir == Path(cfg.spools_root()) / "unrouted"
+    assert config.queue.dir == Path(dirs.spools_root()) / "unrouted"
 
 
 # -- who may replace a daemon -----------------------------------------------------------
@@ -391,7 +392,7 @@ def test_a_spool_directory_that_cannot_be_written_keeps_the_event_in_unrouted(
     run = hook.run(json.dumps({"hook_event_name": "Stop", "session_id": "s"}).encode())
     assert (run.returncode, run.stdout) == (0, b"")
     assert b"kept in" in run.stderr and run.stderr.count(b"\n") == 1
-    unrouted = Path(cfg.unrouted_spool_dir())
+    unrouted = Path(dirs.unrouted_spool_dir())
     assert len(list((unrouted / "pending").glob("*.json"))) == 1
     [line] = [x for x in hook.log_lines() if x["msg"].startswith("spool not writable")]
     assert line["msg"] == "spool not writable; event kept in the unrouted spool"

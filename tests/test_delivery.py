@@ -619,7 +619,7 @@ def with_url(url: str, *, verify: bool = True) -> Endpoint:
     ],
 )
 def test_transport_warnings(url: str, verify: bool, expected: list[str]) -> None:
-    from hookclient.delivery import transport_warnings
+    from hookclient.urls import transport_warnings
 
     warnings = transport_warnings(with_url(url, verify=verify))
     assert [next(k for k in ("plain http", "verify = false") if k in w) for w in warnings] == (

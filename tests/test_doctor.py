@@ -476,7 +476,8 @@ def test_events_in_another_spool_are_named_with_the_adopt_command(
 ) -> None:
     """Events spooled while no URL was set wait in the unrouted spool: doctor says so,
     with the command that sends them to the endpoint now configured."""
-    from hookclient.config import load_config, unrouted_spool_dir
+    from hookclient.config import load_config
+    from hookclient.dirs import unrouted_spool_dir
     from tests.conftest import spool_events
 
     unrouted = Path(unrouted_spool_dir())

@@ -207,11 +207,13 @@ FAST_PATH_OURS = {
     "hookclient.logs",
     "hookclient.spool",
 }
+#: The probes of "spool" and "default dirs" write the first event into a new spool,
+#: which records its endpoint once (hookclient.urls, which imports nothing itself).
 FAST_PATH_EXTRA = {
-    "spool": set(),
+    "spool": {"hookclient.urls"},
     "auto, daemon running": {"hookclient.lockprobe"},
     "breaker open": {"hookclient.breaker"},
-    "default dirs": set(),
+    "default dirs": {"hookclient.urls"},
 }
 #: (reports with repr, not json: json itself is one of the modules the hook avoids)
 PROBE = (

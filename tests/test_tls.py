@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from hookclient.config import Endpoint
-from hookclient.delivery import Sender, transport_warnings
+from hookclient.delivery import Sender
 from hookclient.envelope import dumps
+from hookclient.urls import transport_warnings
 from tests.test_delivery import envelope
 
 
