@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -25,7 +24,7 @@ from hookclient.errors import AdminError, CorruptFile
 from hookclient.logs import RETRY_FAILED, log_files
 from hookclient.spool import STATES, Record, Spool, State
 from hookclient.urls import safe_url
-from queued.control import daemon_running, same_config
+from queued.control import daemon_running, pid_alive, same_config
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -564,13 +563,7 @@ def _held_by_live_hook(state: dict[str, Any], now: float, limit: float) -> bool:
     claimed = _time(owner.get("claimedAt"))
     if not isinstance(pid, int) or pid <= 0 or claimed is None or now - claimed >= limit:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 # -- other spools ------------------------------------------------------------------------

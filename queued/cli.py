@@ -188,9 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
             "start recovers what it held."
         ),
     )
-    stop.add_argument(
-        "--wait", type=float, metavar="SECONDS", help="default: endpoint.timeout + 10"
-    )
+    _wait_flag(stop)
     _common(stop, json_flag=False)
 
     restart = sub.add_parser(
@@ -202,9 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
             "manager, restart the service instead (systemctl --user restart hookclient-queued)."
         ),
     )
-    restart.add_argument(
-        "--wait", type=float, metavar="SECONDS", help="default: endpoint.timeout + 10"
-    )
+    _wait_flag(restart)
     _common(restart, json_flag=False)
 
     adopt = sub.add_parser(
@@ -246,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(service, json_flag=False)
     return parser
+
+
+def _wait_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="default: endpoint.timeout + 10"
+    )
 
 
 def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:

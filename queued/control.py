@@ -250,13 +250,21 @@ def wait_running(spool_dir: Path, pid: int, seconds: float) -> bool:
     return False
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (another user's counts: it exists)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """:func:`pid_alive`, and not a zombie (an exited child not yet reaped)."""
+    if not pid_alive(pid):
+        return False
     try:  # a zombie (an exited child of ours, not yet reaped) has exited
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"

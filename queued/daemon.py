@@ -45,7 +45,15 @@ from hookclient.policy import Transition, after_attempt
 from hookclient.spool import Record, Spool, State, request_id_of
 from hookclient.urls import safe_url
 from queued.agenda import Agenda
-from queued.control import FlushRequest, daemon_running, read_flush, read_pidfile, stop, write_json
+from queued.control import (
+    FlushRequest,
+    daemon_running,
+    pid_alive,
+    read_flush,
+    read_pidfile,
+    stop,
+    write_json,
+)
 
 __all__ = ["Daemon", "LockHeld", "SpoolGone", "daemon_running", "read_pidfile"]
 
@@ -541,7 +549,7 @@ class Daemon:
         except ValueError:
             return False
         limit = self.config.delivery.inline_budget + self.config.endpoint.timeout + HOOK_CLAIM_GRACE
-        return _pid_alive(pid) and age < limit
+        return pid_alive(pid) and age < limit
 
     def _quarantine(self, path: Path, exc: CorruptFile) -> None:
         try:
@@ -870,7 +878,7 @@ def _writer_gone(name: str) -> bool:
     if len(parts) != 3 or parts[2] != "tmp" or not parts[1].isdigit():
         return False
     pid = int(parts[1])
-    return pid != os.getpid() and not _pid_alive(pid)
+    return pid != os.getpid() and not pid_alive(pid)
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -879,13 +887,3 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

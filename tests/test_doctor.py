@@ -28,6 +28,19 @@ from tests.conftest import (
 )
 
 https = test_tls.https  # a real HTTPS server with a self-signed certificate
+#: Every check after the config's, in the order doctor runs them.
+CHECKS = [
+    "endpoint",
+    "token",
+    "reachable",
+    "spool",
+    "daemon",
+    "backlog",
+    "spools",
+    "breaker",
+    "logs",
+    "claude",
+]
 
 
 def checks(env: HookEnv, **environ: str) -> dict[str, Check]:
@@ -120,19 +133,7 @@ def test_exit_code_and_json(hook: HookEnv) -> None:
     )
     data = json.loads(proc.stdout)
     assert proc.returncode == 1  # the endpoint is a closed port
-    assert {c["name"] for c in data} >= {
-        "config",
-        "endpoint",
-        "token",
-        "reachable",
-        "spool",
-        "daemon",
-        "backlog",
-        "spools",
-        "breaker",
-        "logs",
-        "claude",
-    }
+    assert {c["name"] for c in data} >= {"config", *CHECKS}
     assert all(c["status"] in ("OK", "WARN", "FAIL") for c in data)
 
 
@@ -411,18 +412,7 @@ def test_every_config_problem_is_named_and_every_other_check_still_runs(
         ),
     ]
     names = [c.name for c in result if c.name != "config"]
-    assert names == [
-        "endpoint",
-        "token",
-        "reachable",
-        "spool",
-        "daemon",
-        "backlog",
-        "spools",
-        "breaker",
-        "logs",
-        "claude",
-    ]
+    assert names == CHECKS
     found = {c.name: c for c in result}
     assert found["endpoint"].detail == (
         "no [endpoint] url configured: events wait in the unrouted spool"

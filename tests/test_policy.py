@@ -11,7 +11,7 @@ import pytest
 
 from hookclient.config import load_config
 from hookclient.outcome import Outcome
-from hookclient.policy import after_attempt, budget_exhausted
+from hookclient.policy import Transition, after_attempt, budget_exhausted
 
 NOW = 1_790_000_000.0
 QUEUE = load_config(
@@ -102,24 +102,13 @@ def test_the_policy_table(
 
 def test_jitter_comes_from_the_given_rng_and_history_accumulates() -> None:
     jittery = load_config([], {"HOOKCLIENT_QUEUE_JITTER": "0.5"}).queue
-    first = after_attempt(
-        {},
-        outcome("retryable", 500),
-        by="hook",
-        first=True,
-        queue=jittery,
-        now=NOW,
-        rng=random.Random(7),
-    )
-    again = after_attempt(
-        {},
-        outcome("retryable", 500),
-        by="hook",
-        first=True,
-        queue=jittery,
-        now=NOW,
-        rng=random.Random(7),
-    )
+
+    def seeded() -> Transition:
+        failed = outcome("retryable", 500)
+        rng = random.Random(7)
+        return after_attempt({}, failed, by="hook", first=True, queue=jittery, now=NOW, rng=rng)
+
+    first, again = seeded(), seeded()
     assert first.due == again.due and first.due is not None
     assert 30.0 <= first.due - NOW <= 90.0
     second = after_attempt(
