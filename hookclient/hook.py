@@ -413,13 +413,14 @@ class Hook:
         (an outcome :meth:`_attempted` did not see)."""
         if self._step is not None and self._step[0] is outcome:
             return self._step[1]
-        if outcome is None:
-            from hookclient.policy import budget_exhausted
+        from hookclient.policy import BUDGET_EXHAUSTED, requeue_unattempted
 
+        cut = None
+        if outcome is None:  # the alarm cut the request in flight
             self._report_failure()  # a try before it failed, if any: it was tried again
-            outcome = budget_exhausted(int(record.state.get("attempts", 0)), time.time())
-            self._failure = {"outcome": "retryable", "error": outcome.detail, **self.ids}
-        return self._decide(record, outcome)
+            cut = BUDGET_EXHAUSTED
+            self._failure = {"outcome": "retryable", "error": cut["detail"], **self.ids}
+        return requeue_unattempted(record.state, self.config.queue, time.time(), last_error=cut)
 
     def _apply(self, record: Record, step: Transition, outcome: Outcome | None) -> None:
         record.state.clear()

@@ -77,7 +77,7 @@ def after_attempt(
         return Transition("failed", new, None, "failed permanently", feed)
     retries = int(new.get("retries", 0)) + (0 if first else 1)
     new["retries"] = retries
-    if retries >= queue.max_retries:
+    if retries >= queue.max_retries and by != "hook":  # the hook never gives up: it requeues
         return Transition("failed", new, None, "retries exhausted", "failure")
     delay = next_delay(
         retries,
@@ -92,8 +92,32 @@ def after_attempt(
     return Transition("pending", new, due, "retry scheduled", "failure")
 
 
-def budget_exhausted(attempt: int, now: float) -> Outcome:
-    """The outcome of a request the hook's alarm cut when it outlived the budget: a
-    timeout, retried later like any other."""
-    detail = "hook budget exhausted while the request was in flight"
-    return Outcome("retryable", None, detail, attempt, "", 0.0, error="timeout", at=now)
+#: lastError of a request the hook's alarm cut when it outlived the budget.
+BUDGET_EXHAUSTED = {
+    "kind": "timeout",
+    "status": None,
+    "detail": "hook budget exhausted while the request was in flight",
+}
+
+
+def requeue_unattempted(
+    state: dict[str, Any],
+    queue: Queue,
+    now: float,
+    *,
+    last_error: dict[str, Any] | None = None,
+    rng: random.Random | None = None,
+) -> Transition:
+    """The hook had no attempt to show: none was made for lack of time, or the alarm
+    cut the one in flight (``last_error`` says so).  Back to pending/, due after the
+    first backoff step; attempts, history and the retry count stay as they were, so
+    the daemon's first attempt is still the event's first delivery."""
+    new = dict(state)
+    new.pop("owner", None)
+    if last_error is not None:
+        new["lastError"] = last_error
+    retries = int(new.get("retries", 0))
+    new["retries"] = retries
+    delay = next_delay(retries, schedule=queue.backoff, jitter=queue.jitter, rng=rng)
+    new["nextAttemptAt"] = utc_iso(now + delay)
+    return Transition("pending", new, now + delay, "retry scheduled", None)

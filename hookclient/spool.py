@@ -469,12 +469,14 @@ class Spool:
         """The record with this requestId (or a unique prefix of it), in any state;
         None when nothing, or more than one event, matches, or it cannot be read."""
         found = self.matching(request_id)
-        if len(found) != 1:
-            return None
-        try:
-            return self.read(found[0])
-        except (FileNotFoundError, CorruptFile):
-            return None
+        if len({request_id_of(p.name) for p in found}) != 1:
+            return None  # nothing, or several events
+        for path in found:  # one event (in two states after a crash): the first readable
+            try:
+                return self.read(path)
+            except (FileNotFoundError, CorruptFile):
+                continue
+        return None
 
     # -- size ---------------------------------------------------------------------
 

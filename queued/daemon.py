@@ -671,18 +671,20 @@ class Daemon:
         record.state.clear()
         record.state.update(step.state)
         self._log_attempt(record, outcome, probe)
+        if step.to == "delivered":  # the file goes first, then the breaker hears of it
+            self._delivered(record, outcome)
+            self._log_closed(record, outcome, self.breaker.success())
+            return
+        if step.breaker == "success":  # an HTTP answer: the endpoint is up
+            self._log_closed(record, outcome, self.breaker.success())
         opened: dict[str, Any] | None = None
         if step.breaker == "failure":
             did_open, breaker = self.breaker.failed()
             opened = breaker if did_open else None
-        closed = self.breaker.success() if step.breaker == "success" else None
-        if step.to == "delivered":
-            self._delivered(record, outcome)
-        elif step.to == "failed":
+        if step.to == "failed":
             self._fail(record, outcome, step.reason)
         else:
             self._reschedule(record, outcome, step, probe)
-        self._log_closed(record, outcome, closed)
         if opened is not None:
             self._log_opened(record, opened)
 

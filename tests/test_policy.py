@@ -11,7 +11,12 @@ import pytest
 
 from hookclient.config import load_config
 from hookclient.outcome import Outcome
-from hookclient.policy import Transition, after_attempt, budget_exhausted
+from hookclient.policy import (
+    BUDGET_EXHAUSTED,
+    Transition,
+    after_attempt,
+    requeue_unattempted,
+)
 
 NOW = 1_790_000_000.0
 QUEUE = load_config(
@@ -117,13 +122,24 @@ def test_jitter_comes_from_the_given_rng_and_history_accumulates() -> None:
     assert [h["by"] for h in second.state["history"]] == ["hook", "hook"]
 
 
-def test_a_request_cut_by_the_hooks_budget_is_a_timeout_that_spends_no_attempt() -> None:
-    cut = budget_exhausted(0, NOW)
-    step = after_attempt({"attempts": 0}, cut, by="hook", first=True, queue=QUEUE, now=NOW)
-    assert (step.to, step.state["attempts"], step.state["retries"]) == ("pending", 0, 0)
-    assert step.state["lastError"] == {
-        "kind": "timeout",
-        "status": None,
-        "detail": "hook budget exhausted while the request was in flight",
-    }
-    assert step.breaker == "failure"
+def test_a_request_the_hook_could_not_make_or_finish_changes_no_count() -> None:
+    """No attempt to show (no time left, or the alarm cut the one in flight): attempts,
+    history and retries stay, so the daemon's first attempt is the first delivery."""
+    state = {"attempts": 0, "retries": 0, "history": [], "owner": {"pid": 1}}
+    step = requeue_unattempted(state, QUEUE, NOW, last_error=BUDGET_EXHAUSTED)
+    assert (step.to, step.due, step.breaker) == ("pending", NOW + 60.0, None)
+    assert (step.state["attempts"], step.state["retries"], step.state["history"]) == (0, 0, [])
+    assert (
+        step.state["lastError"]["detail"] == "hook budget exhausted while the request was in flight"
+    )
+    assert "owner" not in step.state
+    assert "lastError" not in requeue_unattempted(state, QUEUE, NOW).state
+
+
+def test_the_hook_never_moves_a_retryable_event_to_failed() -> None:
+    """Even with max_retries = 0: the daemon decides when retries run out."""
+    none_left = load_config([], {"HOOKCLIENT_QUEUE_MAX_RETRIES": "0"}).queue
+    failed = outcome("retryable", 503)
+    by_hook = after_attempt({}, failed, by="hook", first=True, queue=none_left, now=NOW)
+    by_daemon = after_attempt({}, failed, by="daemon", first=True, queue=none_left, now=NOW)
+    assert (by_hook.to, by_daemon.to) == ("pending", "failed")
