@@ -10,7 +10,16 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from hookclient.config import Endpoint
+    from typing import Protocol
+
+    class Endpoint(Protocol):
+        """What the warnings read of an endpoint (hookclient.settings.Endpoint has it)."""
+
+        @property
+        def url(self) -> str | None: ...
+
+        @property
+        def verify(self) -> bool: ...
 
 
 def safe_url(url: str | None) -> str | None:

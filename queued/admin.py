@@ -362,32 +362,18 @@ def replay_failed(config: Config, selector: Selector, *, dry_run: bool) -> list[
 
 def _log_row(config: Config, msg: str, row: dict[str, Any], **extra: Any) -> None:
     """:func:`_log` for a summary row (requestId and event; no trace ids at hand)."""
-    _writer(config).log(
-        "queue",
-        "info",
-        msg,
-        requestId=row.get("requestId"),
-        event=row.get("event"),
-        spool=config.queue.dir_str,
-        state="pending",
-        **extra,
-    )
+    _queue_line(config, msg, requestId=row.get("requestId"), event=row.get("event"), **extra)
 
 
 def _log(config: Config, msg: str, record: Record, **extra: Any) -> None:
     env = record.envelope
-    _writer(config).log(
-        "queue",
-        "info",
-        msg,
-        requestId=env.get("requestId"),
-        traceId=env.get("traceId"),
-        spanId=env.get("spanId"),
-        event=env.get("event"),
-        state="pending",
-        spool=config.queue.dir_str,
-        **extra,
-    )
+    ids = {k: env.get(k) for k in ("requestId", "traceId", "spanId", "event")}
+    _queue_line(config, msg, **ids, **extra)
+
+
+def _queue_line(config: Config, msg: str, **fields: Any) -> None:
+    """One queue.log line about an event the command put in pending/."""
+    _writer(config).log("queue", "info", msg, state="pending", spool=config.queue.dir_str, **fields)
 
 
 def _writer(config: Config) -> Any:

@@ -206,6 +206,7 @@ FAST_PATH_OURS = {
     "hookclient.jsoncodec",
     "hookclient.logs",
     "hookclient.spool",
+    "hookclient.settings",  # the configuration's value classes, split out of config
 }
 #: The probes of "spool" and "default dirs" write the first event into a new spool,
 #: which records its endpoint once (hookclient.urls, which imports nothing itself).
