@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from hookclient.config import SCHEMA, Config, default_paths, env_name, load_config
@@ -17,7 +18,7 @@ def config(args: argparse.Namespace) -> int:
     paths = default_paths(os.environ, args.config)
     if args.config_command == "path":
         for path in paths:
-            print(f"{path}\t{'exists' if path.exists() else 'absent'}")
+            print(f"{path}\t{'exists' if os.path.exists(path) else 'absent'}")
         return 0
     if args.config_command != "show":
         print("hookclient config: choose 'show' or 'path' (see hookclient config --help)")
@@ -85,7 +86,7 @@ def trace(args: argparse.Namespace) -> int:
 
     cfg = load_config(default_paths(os.environ, args.config), os.environ)
     if args.session:
-        events = tr.session_events(cfg.logs.dir, args.session)
+        events = tr.session_events(Path(cfg.logs.dir), args.session)
         if args.json:
             print(json.dumps(events, indent=2))
         elif not events:
@@ -97,8 +98,8 @@ def trace(args: argparse.Namespace) -> int:
         return 0
     if not args.request_id:
         raise TraceError("give a REQUEST_ID (or a unique prefix), or --session SESSION_ID")
-    request_id, lines = tr.timeline(cfg.logs.dir, args.request_id)
-    state = tr.spool_state(cfg.queue.dir, request_id, lines)
+    request_id, lines = tr.timeline(Path(cfg.logs.dir), args.request_id)
+    state = tr.spool_state(Path(cfg.queue.dir), request_id, lines)
     if args.json:
         print(json.dumps({"requestId": request_id, "lines": lines, "spool": state}, indent=2))
         return 0

@@ -27,6 +27,7 @@ import stat
 
 from hookclient import dirs
 from hookclient.errors import ConfigError
+from hookclient.settings import SECTIONS as SECTIONS
 from hookclient.settings import SESSION_END_BUDGET as SESSION_END_BUDGET
 from hookclient.settings import Config as Config
 from hookclient.settings import Delivery as Delivery
@@ -36,11 +37,12 @@ from hookclient.settings import Queue as Queue
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
-    from pathlib import Path
-    from typing import Any
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any, TypeVar
 
     from hookclient.configcache import ConfigCache
+
+    _S = TypeVar("_S")
 
 APP = dirs.APP
 ENV_PREFIX = "HOOKCLIENT_"
@@ -49,72 +51,19 @@ MIB = 1024 * 1024
 MODES = ("auto", "direct", "spool")
 LEVELS = ("debug", "info", "warning", "error")
 
-#: Every key: (section, key) -> (type, default, help). ``None`` default means unset.
-#: List defaults are tuples, the type the loaded values hold.
+#: Every key: (section, key) -> (type, default, help), derived from the fields declared
+#: in :mod:`hookclient.settings`.  ``None`` default means unset; list defaults are
+#: tuples, the type the loaded values hold.
 #: Types: "str", "str?", "path?", "int", "float", "bool", "list[str]", "list[float]".
 SCHEMA: dict[tuple[str, str], tuple[str, Any, str]] = {
-    ("endpoint", "url"): ("str?", None, "webhook URL the envelopes are POSTed to"),
-    ("endpoint", "token_env"): ("str", "HOOKCLIENT_TOKEN", "env var holding the bearer token"),
-    ("endpoint", "token_file"): ("path?", None, "file holding the token (must be 0600)"),
-    ("endpoint", "timeout"): ("float", 5.0, "seconds per HTTP attempt"),
-    ("endpoint", "verify"): ("bool", True, "verify TLS certificates"),
-    ("endpoint", "ca_bundle"): ("path?", None, "CA bundle file for TLS verification"),
-    ("endpoint", "signing_secret_env"): ("str?", None, "env var holding the signing secret"),
-    ("delivery", "mode"): ("str", "auto", "auto | direct | spool"),
-    ("delivery", "inline_attempts"): ("int", 3, "attempts the hook makes in direct mode"),
-    ("delivery", "inline_delay"): ("float", 1.0, "seconds between inline attempts"),
-    ("delivery", "inline_budget"): ("float", 5.0, "wall seconds for all inline attempts"),
-    ("delivery", "stdin_timeout"): ("float", 2.0, "seconds to wait for stdin to finish"),
-    ("delivery", "max_payload_bytes"): ("int", 8 * MIB, "larger payloads are cut"),
-    (
-        "delivery",
-        "redact_keys",
-    ): (
-        "list[str]",
-        ("token", "secret", "password", "api_key", "apikey", "authorization"),
-        "payload keys whose values become [REDACTED]",
-    ),
-    ("delivery", "redact_patterns"): (
-        "list[str]",
-        (),
-        "regexes: group 1 (or the whole match) of each, in any payload string, is redacted",
-    ),
-    ("delivery", "autostart"): ("bool", True, "auto mode starts a daemon when none runs"),
-    ("queue", "dir"): ("path?", None, "spool directory"),
-    ("queue", "idle_exit"): ("float", 600.0, "a hook-started daemon exits when idle this long"),
-    ("queue", "backoff"): (
-        "list[float]",
-        (60.0, 300.0, 900.0, 3600.0, 7200.0),
-        "seconds before retry k (last repeats)",
-    ),
-    ("queue", "jitter"): ("float", 0.1, "backoff jitter fraction"),
-    ("queue", "max_retries"): ("int", 5, "failed retries before failed/"),
-    ("queue", "max_spool_bytes"): ("int", 1024 * MIB, "the spool never grows past this"),
-    ("queue", "retry_after_cap"): ("float", 6 * 3600.0, "cap on a server's Retry-After"),
-    ("queue", "workers"): ("int", 4, "concurrent deliveries in the daemon"),
-    ("queue", "rescan_interval"): ("float", 30.0, "seconds between full spool rescans"),
-    ("queue", "breaker_failures"): ("int", 5, "retryable outcomes in a row that open it"),
-    ("queue", "breaker_cooldown"): ("float", 30.0, "seconds the breaker stays open"),
-    ("queue", "retention"): (
-        "float",
-        30 * 86400.0,
-        "queued removes failed/ and corrupt/ files older than this (0 = keep)",
-    ),
-    ("logs", "dir"): ("path?", None, "log directory"),
-    ("logs", "level"): ("str", "info", "debug | info | warning | error"),
-    ("logs", "max_bytes"): ("int", 10 * MIB, "rotate a log file past this size"),
-    ("logs", "backups"): ("int", 5, "rotated files kept per log"),
+    (section, name): (field.kind, field.default, field.help or "")
+    for section, cls in SECTIONS.items()
+    for name, field in cls.keys().items()
 }
 
 
-def user_config_file() -> Path:
+def user_config_file() -> str:
     """Where the user's config lives (platformdirs user_config_dir)."""
-    from pathlib import Path
-
-    return Path(_user_config_file())
-
-
-def _user_config_file() -> str:
     return dirs.clean(os.path.join(dirs.user_config_dir(), "config.toml"))
 
 
@@ -125,21 +74,12 @@ def _project_config_file(environ: Mapping[str, str]) -> str:
 
 def default_paths(
     environ: Mapping[str, str], explicit: str | os.PathLike[str] | None = None
-) -> list[Path]:
-    """The files to read, lowest precedence first."""
-    from pathlib import Path
-
-    return [Path(name) for name in default_files(environ, explicit)]
-
-
-def default_files(
-    environ: Mapping[str, str], explicit: str | os.PathLike[str] | None = None
 ) -> list[str]:
-    """:func:`default_paths` as strings, for the hook (which does without pathlib)."""
+    """The files to read, lowest precedence first."""
     chosen = explicit or environ.get(CONFIG_ENV)
     if chosen:
         return [dirs.expand(os.fspath(chosen))]
-    return [_user_config_file(), _project_config_file(environ)]
+    return [user_config_file(), _project_config_file(environ)]
 
 
 def env_name(section: str, key: str) -> str:
@@ -160,7 +100,7 @@ def load_config(
     parsed are not parsed again (see :mod:`hookclient.configcache`).
     """
     environ = os.environ if environ is None else environ
-    paths = default_files(environ) if paths is None else paths
+    paths = default_paths(environ) if paths is None else paths
     problems: list[str] = []
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -397,54 +337,30 @@ def _build(
         _complain(token_problem, problems, strict)
     secret_env = values["endpoint.signing_secret_env"]
     url = values["endpoint.url"]
+    values["queue.dir"] = values["queue.dir"] or dirs.default_spool_dir(url)
+    values["logs.dir"] = values["logs.dir"] or dirs.clean(dirs.user_log_dir())
     return Config(
-        endpoint=Endpoint(
-            url=url,
-            token_env=values["endpoint.token_env"],
-            token_file=values["endpoint.token_file"],
-            timeout=values["endpoint.timeout"],
-            verify=values["endpoint.verify"],
-            ca_bundle=values["endpoint.ca_bundle"],
-            signing_secret_env=secret_env,
+        endpoint=_section(
+            Endpoint,
+            values,
             token=token,
             token_source=token_source,
             signing_secret=_signing_secret(secret_env, environ, problems, strict),
         ),
-        delivery=Delivery(
-            mode=values["delivery.mode"],
-            inline_attempts=values["delivery.inline_attempts"],
-            inline_delay=values["delivery.inline_delay"],
-            inline_budget=values["delivery.inline_budget"],
-            stdin_timeout=values["delivery.stdin_timeout"],
-            max_payload_bytes=values["delivery.max_payload_bytes"],
-            redact_keys=values["delivery.redact_keys"],
-            redact_patterns=values["delivery.redact_patterns"],
-            autostart=values["delivery.autostart"],
-        ),
-        queue=Queue(
-            dir=values["queue.dir"] or dirs.default_spool_dir(url),
-            idle_exit=values["queue.idle_exit"],
-            backoff=values["queue.backoff"],
-            jitter=values["queue.jitter"],
-            max_retries=values["queue.max_retries"],
-            max_spool_bytes=values["queue.max_spool_bytes"],
-            retry_after_cap=values["queue.retry_after_cap"],
-            workers=values["queue.workers"],
-            rescan_interval=values["queue.rescan_interval"],
-            breaker_failures=values["queue.breaker_failures"],
-            breaker_cooldown=values["queue.breaker_cooldown"],
-            retention=values["queue.retention"],
-        ),
-        logs=Logs(
-            dir=values["logs.dir"] or dirs.clean(dirs.user_log_dir()),
-            level=values["logs.level"],
-            max_bytes=values["logs.max_bytes"],
-            backups=values["logs.backups"],
-        ),
+        delivery=_section(Delivery, values),
+        queue=_section(Queue, values),
+        logs=_section(Logs, values),
         sources=dict(sources),
         files=files,
         problems=tuple(problems),
     )
+
+
+def _section(cls: Callable[..., _S], values: dict[str, Any], **found: Any) -> _S:
+    """One section's value from the loaded ``section.key`` values and what was found."""
+    prefix = f"{cls.__name__.lower()}."  # as in settings.SECTIONS
+    mine = {name[len(prefix) :]: v for name, v in values.items() if name.startswith(prefix)}
+    return cls(**mine, **found)
 
 
 def _token(
@@ -517,6 +433,6 @@ def fingerprint(endpoint: Endpoint) -> str:
         endpoint.token or "",
         endpoint.signing_secret or "",
         "verify" if endpoint.verify else "no-verify",
-        endpoint._ca_bundle or "",
+        endpoint.ca_bundle or "",
     )
     return dirs.sha256_hex("\0".join(parts).encode("utf-8"))[:16]

@@ -269,7 +269,7 @@ def _spool(config: Config, environ: Mapping[str, str]) -> Check:
     the config has problems nothing is created (the hook may spool elsewhere then, and
     the new spool would record the wrong endpoint): the nearest existing parent is
     checked instead."""
-    root = config.queue.dir
+    root = Path(config.queue.dir)
     existed = root.is_dir()
     creates = existed or not config.problems
     problem = _make_spool(config) if creates else _cannot_create(root)
@@ -290,7 +290,7 @@ def _spool(config: Config, environ: Mapping[str, str]) -> Check:
 def _make_spool(config: Config) -> OSError | None:
     """Create (or probe) the spool the way the hook and the daemon do; the OS error if not."""
     spool = Spool(
-        config.queue.dir,
+        Path(config.queue.dir),
         max_bytes=config.queue.max_spool_bytes,
         endpoint=safe_url(config.endpoint.url),
     )
@@ -298,12 +298,12 @@ def _make_spool(config: Config) -> OSError | None:
         spool.ensure()
     except SpoolError as exc:
         return exc.__cause__ if isinstance(exc.__cause__, OSError) else OSError(str(exc))
-    probe = spool.root / f".doctor-{os.getpid()}"
+    probe = Path(spool.root) / f".doctor-{os.getpid()}"
     try:  # the directories may exist, read-only: a file is what send writes
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        return OSError(exc.errno, exc.strerror, spool.root_str)
+        return OSError(exc.errno, exc.strerror, spool.root)
     return None
 
 
@@ -352,7 +352,7 @@ def _spool_state(config: Config, root: Path, made: str) -> Check:
 
 
 def _daemon(config: Config, environ: Mapping[str, str]) -> Check:
-    root = config.queue.dir
+    root = Path(config.queue.dir)
     if not config.endpoint.url:
         return Check("daemon", "OK", "none needed yet: no endpoint to deliver to (see endpoint)")
     autostarts = config.delivery.mode == "auto" and config.delivery.autostart
@@ -474,7 +474,9 @@ def _other_spools(config: Config, environ: Mapping[str, str]) -> Check:
 def _breaker(config: Config, environ: Mapping[str, str]) -> Check:
     queue = config.queue
     breaker = Breaker(
-        queue.dir / BREAKER_FILE, failures=queue.breaker_failures, cooldown=queue.breaker_cooldown
+        Path(queue.dir) / BREAKER_FILE,
+        failures=queue.breaker_failures,
+        cooldown=queue.breaker_cooldown,
     )
     state = breaker.read()
     if breaker.is_open():  # read through the class: its clock-jump guard included
@@ -488,7 +490,7 @@ def _breaker(config: Config, environ: Mapping[str, str]) -> Check:
 
 
 def _logs(config: Config, environ: Mapping[str, str]) -> Check:
-    directory = config.logs.dir
+    directory = Path(config.logs.dir)
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = directory / f".doctor-{os.getpid()}"

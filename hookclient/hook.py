@@ -38,11 +38,11 @@ import time
 
 from hookclient import envelope as env
 from hookclient.clock import utc_iso
-from hookclient.config import default_files, load_config
+from hookclient.config import default_paths, load_config
 from hookclient.configcache import ConfigCache, default_file
 from hookclient.errors import BudgetExceeded, SpoolError
 from hookclient.logs import BREAKER_CLOSED, BREAKER_OPENED, RETRY_FAILED, LogWriter
-from hookclient.spool import Record, Spool, State, new_state
+from hookclient.spool import Record, Spool, State, last_error_of, new_state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from hookclient.config import Config
     from hookclient.outcome import Outcome
     from hookclient.policy import Transition
+    from hookclient.spoolstate import Owner
 
 #: Past the budget, the alarm gets this long before it interrupts a hanging request.
 ALARM_GRACE = 0.2
@@ -99,7 +100,7 @@ class Hook:
         self.started = started
         #: where this event goes: the configuration's spool and logs, or (when the
         #: configuration has a problem) those of the last one that worked (:func:`route`)
-        self.spool_dir, logs_dir = route or (config.queue.dir_str, config.logs.dir_str)
+        self.spool_dir, logs_dir = route or (config.queue.dir, config.logs.dir)
         self.log = LogWriter(
             logs_dir,
             component="hook",
@@ -254,7 +255,7 @@ class Hook:
         now = time.time()
         try:
             if mode == "direct":
-                owner = {"pid": os.getpid(), "by": "hook", "claimedAt": utc_iso(now)}
+                owner: Owner = {"pid": os.getpid(), "by": "hook", "claimedAt": utc_iso(now)}
                 state = new_state(now, due=now, owner=owner)
                 record = self.spool.add(envelope, state, State.PROCESSING)
             else:
@@ -341,7 +342,7 @@ class Hook:
         mode, _why = self._direct()
         if mode != "direct":
             return  # the breaker is open: the event waits in pending/
-        owner = {"pid": os.getpid(), "by": "hook", "claimedAt": utc_iso(time.time())}
+        owner: Owner = {"pid": os.getpid(), "by": "hook", "claimedAt": utc_iso(time.time())}
         claimed = self.spool.claim(record, owner)
         if claimed is not None:
             self._deliver(claimed)
@@ -423,8 +424,7 @@ class Hook:
         return requeue_unattempted(record.state, self.config.queue, time.time(), last_error=cut)
 
     def _apply(self, record: Record, step: Transition, outcome: Outcome | None) -> None:
-        record.state.clear()
-        record.state.update(step.state)
+        record.state = step.state
         if step.to == "delivered":
             assert outcome is not None
             self._delivered(record, outcome)
@@ -436,8 +436,7 @@ class Hook:
 
     def _attempted(self, record: Record, outcome: Outcome) -> None:
         step = self._decide(record, outcome)
-        record.state.clear()
-        record.state.update(step.state)
+        record.state = step.state
         self.log.log(
             "queue",
             "info" if outcome.kind == "delivered" else "warning",
@@ -558,7 +557,7 @@ class Hook:
             "retry scheduled",
             state="pending",
             nextAttemptAt=utc_iso(due),
-            error=(record.state.get("lastError") or {}).get("detail"),
+            error=last_error_of(record.state, "detail"),
             file=moved.name,
             elapsedMs=self._elapsed(),
             **self.ids,
@@ -594,17 +593,17 @@ def route(config: Config, paths: list[str], cache: ConfigCache | None) -> tuple[
     project = "\0".join(paths)
     if not config.problems:
         if config.endpoint.url and cache is not None:
-            cache.remember_route(project, config.queue.dir_str, config.logs.dir_str)
+            cache.remember_route(project, config.queue.dir, config.logs.dir)
             cache.save()
-        return config.queue.dir_str, config.logs.dir_str
+        return config.queue.dir, config.logs.dir
     known = cache.route(project) if cache is not None else None
     if known is not None:
         return known
     if _readable(config, paths):  # a bad value elsewhere: its own spool is the right one
-        return config.queue.dir_str, config.logs.dir_str
+        return config.queue.dir, config.logs.dir
     from hookclient.dirs import unrouted_spool_dir
 
-    return unrouted_spool_dir(), config.logs.dir_str
+    return unrouted_spool_dir(), config.logs.dir
 
 
 def _readable(config: Config, paths: list[str]) -> bool:
@@ -613,7 +612,7 @@ def _readable(config: Config, paths: list[str]) -> bool:
     where = ("endpoint.url", "queue.dir", "logs.dir")
     if any(config.sources[k].startswith("default (invalid") for k in where):
         return False
-    return all(p in config.file_names or not os.path.exists(p) for p in paths)
+    return all(p in config.files or not os.path.exists(p) for p in paths)
 
 
 def _config_cache() -> ConfigCache | None:
@@ -706,7 +705,7 @@ def send(
     overrides = {"delivery.mode": options.mode}
     hook: Hook | None = None
     try:
-        paths = default_files(environ, options.config)
+        paths = default_paths(environ, options.config)
         cache = _config_cache()
         config = load_config(paths, environ, overrides, strict=False, cache=cache)
         hook = Hook(config, options, started, route(config, paths, cache))

@@ -14,9 +14,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Literal
 
 from hookclient.clock import Clock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hookclient.spoolstate import Attempt, LastError
 
 Kind = Literal["delivered", "retryable", "permanent"]
 #: An attempt with less time than this left is not started.
@@ -45,7 +49,7 @@ class Outcome:
         """The endpoint gave an HTTP answer (even a 4xx): it is up, not an outage."""
         return self.status is not None
 
-    def history_entry(self, by: str) -> dict[str, Any]:
+    def history_entry(self, by: str) -> Attempt:
         from hookclient.clock import utc_iso
 
         return {
@@ -60,7 +64,7 @@ class Outcome:
             "spanId": self.span_id,
         }
 
-    def last_error(self) -> dict[str, Any]:
+    def last_error(self) -> LastError:
         return {"kind": self.error or "http", "status": self.status, "detail": self.detail}
 
 

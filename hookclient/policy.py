@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from hookclient.backoff import next_delay
 from hookclient.clock import utc_iso
 from hookclient.config import Queue
 from hookclient.outcome import Outcome
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hookclient.spoolstate import LastError, SpoolState
 
 Target = Literal["delivered", "pending", "failed"]
 Feed = Literal["success", "failure"]
@@ -41,7 +45,7 @@ class Transition:
 
     to: Target
     #: the spool state to write (a new dict: the caller's is not changed)
-    state: dict[str, Any]
+    state: SpoolState
     #: wall time of the next attempt (pending only)
     due: float | None
     #: the log message that says why: delivered, failed permanently, retries exhausted,
@@ -52,7 +56,7 @@ class Transition:
 
 
 def after_attempt(
-    state: dict[str, Any],
+    state: SpoolState,
     outcome: Outcome,
     *,
     by: str,
@@ -64,7 +68,7 @@ def after_attempt(
     """The transition after ``outcome``, the attempt ``by`` (``hook`` or ``daemon``) made
     of an event whose spool state is ``state``.  ``first``: this attempt belongs to the
     event's first delivery, so a retryable outcome spends no retry."""
-    new = dict(state)
+    new = state.copy()
     new.pop("owner", None)
     new["attempts"] = outcome.attempt
     new["lastAttemptAt"] = utc_iso(outcome.at)
@@ -93,7 +97,7 @@ def after_attempt(
 
 
 #: lastError of a request the hook's alarm cut when it outlived the budget.
-BUDGET_EXHAUSTED = {
+BUDGET_EXHAUSTED: LastError = {
     "kind": "timeout",
     "status": None,
     "detail": "hook budget exhausted while the request was in flight",
@@ -101,18 +105,18 @@ BUDGET_EXHAUSTED = {
 
 
 def requeue_unattempted(
-    state: dict[str, Any],
+    state: SpoolState,
     queue: Queue,
     now: float,
     *,
-    last_error: dict[str, Any] | None = None,
+    last_error: LastError | None = None,
     rng: random.Random | None = None,
 ) -> Transition:
     """The hook had no attempt to show: none was made for lack of time, or the alarm
     cut the one in flight (``last_error`` says so).  Back to pending/, due after the
     first backoff step; attempts, history and the retry count stay as they were, so
     the daemon's first attempt is still the event's first delivery."""
-    new = dict(state)
+    new = state.copy()
     new.pop("owner", None)
     if last_error is not None:
         new["lastError"] = last_error

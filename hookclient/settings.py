@@ -1,9 +1,17 @@
 """The configuration's values: one frozen object per section, and the whole.
 
-:mod:`hookclient.config` builds them (precedence, validation, defaults); this module
-only holds them.  Plain classes with ``__slots__``, not dataclasses: the hook builds
-one on every event and its path leaves the dataclasses module out (BENCHMARKS.md "Hook
-fast path").  The token and the signing secret are kept out of ``repr``.
+Each configuration key is declared once, as a field of its section with its type, its
+default and its help: ``timeout: float = key(default=5.0, help="...")``.  The table
+:data:`hookclient.config.SCHEMA` (what files and the environment may set, what
+``config show`` and the docs list), the constructor, ``repr`` and equality are all
+derived from those declarations.  :mod:`hookclient.config` builds the values
+(precedence, validation, defaults); this module only holds them.
+
+Not dataclasses: the hook builds one on every event and its path leaves the
+dataclasses module (and inspect) out (BENCHMARKS.md "Hook fast path").  Type checkers
+still see dataclasses (:func:`typing.dataclass_transform`), so a misspelt or
+mistyped field is caught.  Paths are held as strings (:data:`FilePath`): the hook does
+without pathlib; code that wants a ``Path`` wraps one.
 """
 
 from __future__ import annotations
@@ -12,33 +20,109 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from pathlib import Path
-    from typing import Any, ClassVar
+    from collections.abc import Callable, Mapping
+    from typing import Any, ClassVar, TypeVar, dataclass_transform
+
+    _T = TypeVar("_T")
+else:
+
+    def dataclass_transform(**_: object) -> object:
+        """At run time a no-op: only type checkers read it."""
+        return lambda cls: cls
+
 
 #: The budget the hook gets for SessionEnd, whose hooks Claude Code cancels after 1.5 s.
 SESSION_END_BUDGET = 1.0
 
+#: A path held as a string; a key annotated with it is a "path" in the schema.
+FilePath = str
 
+#: A key's type in the schema (what a file or an environment variable must hold), by
+#: the annotation of its field.
+_KINDS = {
+    "str": "str",
+    "str | None": "str?",
+    "FilePath": "path?",
+    "FilePath | None": "path?",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "tuple[str, ...]": "list[str]",
+    "tuple[float, ...]": "list[float]",
+}
+
+_REQUIRED: Any = object()
+
+
+class Field:
+    """One field of a section: a configuration key, or a value derived while loading.
+
+    ``help`` is None for a derived value (the token, where it came from, the problems
+    found); only keys are in the schema.  ``kind`` is filled in from the annotation.
+    """
+
+    __slots__ = ("default", "help", "kind", "secret")
+
+    def __init__(self, default: Any, help: str | None, secret: bool) -> None:
+        self.default = default
+        self.help = help
+        self.secret = secret
+        self.kind = ""
+
+    @property
+    def is_key(self) -> bool:
+        return self.help is not None
+
+
+def key(*, default: Any, help: str) -> Any:
+    """A configuration key of its section, settable from files, the environment and flags."""
+    return Field(default, help, secret=False)
+
+
+def derived(*, default: Any = _REQUIRED, secret: bool = False) -> Any:
+    """A value found while loading, not a key; a ``secret`` one stays out of ``repr``."""
+    return Field(default, None, secret)
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(key, derived))
 class _Value:
     """Base of the configuration's parts: set once by ``__init__``, read-only after.
 
-    Plain classes with ``__slots__``, not frozen dataclasses: the hook's path leaves
-    the dataclasses module (and inspect) out, and building classes with it made this
-    module several times slower to import (BENCHMARKS.md "Hook fast path"), for
-    features a record of a few fields does not need.  Like the dataclasses they
-    replace, they compare and hash field by field, refuse assignment and deletion
-    (AttributeError), copy and pickle, and leave the fields named in ``_secret`` out of
-    ``repr``.
+    Like the dataclasses they stand in for, they compare and hash field by field,
+    refuse assignment and deletion (AttributeError), copy and pickle, and leave secret
+    fields out of ``repr``.
     """
 
-    __slots__ = ()
-    _fields: ClassVar[tuple[str, ...]] = ()
-    _secret: ClassVar[tuple[str, ...]] = ()
+    #: name -> its declaration, in declaration order (filled in per subclass)
+    fields: ClassVar[dict[str, Field]] = {}
 
-    def _init(self, **values: Any) -> None:
-        for name, value in values.items():
+    def __init_subclass__(cls) -> None:
+        # the strings of ``from __future__ import annotations``, read without inspect
+        # (off the hook's path) and never evaluated
+        annotations: dict[str, str] = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+        cls.fields = {}
+        for name, annotation in annotations.items():
+            field = cls.__dict__.get(name)
+            if isinstance(field, Field):
+                field.kind = _KINDS.get(annotation, "")
+                cls.fields[name] = field
+                delattr(cls, name)  # the instance's value, not the declaration, is read
+
+    @classmethod
+    def keys(cls) -> dict[str, Field]:
+        """The configuration keys of this section, in declaration order."""
+        return {name: field for name, field in cls.fields.items() if field.is_key}
+
+    def __init__(self, **values: Any) -> None:
+        for name, field in self.fields.items():
+            value = values.pop(name, field.default)
+            if value is _REQUIRED:
+                raise TypeError(f"{type(self).__name__}() needs {name}=")
+            if field.kind == "path?" and value is not None:
+                value = os.fspath(value)
             object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__}() has no field {', '.join(values)}")
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}: the configuration is frozen")
@@ -47,7 +131,7 @@ class _Value:
         raise AttributeError(f"cannot delete field {name!r}: the configuration is frozen")
 
     def __repr__(self) -> str:
-        shown = (f"{n}={self._shown(n)!r}" for n in self._fields if n not in self._secret)
+        shown = (f"{n}={self._shown(n)!r}" for n, f in self.fields.items() if not f.secret)
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def _shown(self, name: str) -> Any:
@@ -58,170 +142,56 @@ class _Value:
 
         return safe_url(value)
 
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.fields)
+
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self._fields)
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
-        return hash(tuple(getattr(self, n) for n in self._fields))
+        return hash(self._values())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """copy and pickle: rebuilt slot by slot, past the frozen ``__setattr__``."""
-        names: tuple[str, ...] = self.__slots__
-        return (_rebuild, (type(self), {n: getattr(self, n) for n in names}))
+        """copy and pickle: rebuilt through ``__init__``, past the frozen ``__setattr__``."""
+        return (_rebuild, (type(self), {n: getattr(self, n) for n in self.fields}))
 
 
-def _rebuild(cls: type[_Value], slots: dict[str, Any]) -> _Value:
-    value = object.__new__(cls)
-    value._init(**slots)
-    return value
-
-
-def _fspath(path: str | os.PathLike[str] | None) -> str | None:
-    return None if path is None else os.fspath(path)
-
-
-def _path(path: str | None) -> Path | None:
-    """The ``Path`` of a stored path string; pathlib is imported only when asked."""
-    if path is None:
-        return None
-    from pathlib import Path
-
-    return Path(path)
+def _rebuild(cls: Callable[..., _T], values: dict[str, Any]) -> _T:
+    return cls(**values)
 
 
 class Endpoint(_Value):
-    __slots__ = (
-        "_ca_bundle",
-        "_token_file",
-        "signing_secret",
-        "signing_secret_env",
-        "timeout",
-        "token",
-        "token_env",
-        "token_source",
-        "url",
-        "verify",
-    )
-    _fields = (
-        "url",
-        "token_env",
-        "token_file",
-        "timeout",
-        "verify",
-        "ca_bundle",
-        "signing_secret_env",
-        "token",
-        "token_source",
-        "signing_secret",
-    )
-    _secret = ("token", "signing_secret")
-
-    url: str | None
-    token_env: str
-    timeout: float
-    verify: bool
-    signing_secret_env: str | None
-    token: str | None
-    #: where the token came from, not a token
-    token_source: str
-    signing_secret: str | None
-    _token_file: str | None
-    _ca_bundle: str | None
-
-    def __init__(
-        self,
-        url: str | None,
-        token_env: str,
-        token_file: str | os.PathLike[str] | None,
-        timeout: float,
-        verify: bool,
-        ca_bundle: str | os.PathLike[str] | None,
-        signing_secret_env: str | None,
-        token: str | None = None,
-        token_source: str = "-",  # noqa: S107 - where the token came from, not a token
-        signing_secret: str | None = None,
-    ) -> None:
-        self._init(
-            url=url,
-            token_env=token_env,
-            _token_file=_fspath(token_file),
-            timeout=timeout,
-            verify=verify,
-            _ca_bundle=_fspath(ca_bundle),
-            signing_secret_env=signing_secret_env,
-            token=token,
-            token_source=token_source,
-            signing_secret=signing_secret,
-        )
-
-    @property
-    def token_file(self) -> Path | None:
-        return _path(self._token_file)
-
-    @property
-    def ca_bundle(self) -> Path | None:
-        return _path(self._ca_bundle)
+    url: str | None = key(default=None, help="webhook URL the envelopes are POSTed to")
+    token_env: str = key(default="HOOKCLIENT_TOKEN", help="env var holding the bearer token")
+    token_file: FilePath | None = key(default=None, help="file holding the token (must be 0600)")
+    timeout: float = key(default=5.0, help="seconds per HTTP attempt")
+    verify: bool = key(default=True, help="verify TLS certificates")
+    ca_bundle: FilePath | None = key(default=None, help="CA bundle file for TLS verification")
+    signing_secret_env: str | None = key(default=None, help="env var holding the signing secret")
+    token: str | None = derived(default=None, secret=True)
+    #: where the token came from ("env NAME", "file PATH" or "-"), not a token
+    token_source: str = derived(default="-")
+    signing_secret: str | None = derived(default=None, secret=True)
 
 
 class Delivery(_Value):
-    __slots__ = (
-        "autostart",
-        "inline_attempts",
-        "inline_budget",
-        "inline_delay",
-        "max_payload_bytes",
-        "mode",
-        "redact_keys",
-        "redact_patterns",
-        "stdin_timeout",
+    mode: str = key(default="auto", help="auto | direct | spool")
+    inline_attempts: int = key(default=3, help="attempts the hook makes in direct mode")
+    inline_delay: float = key(default=1.0, help="seconds between inline attempts")
+    inline_budget: float = key(default=5.0, help="wall seconds for all inline attempts")
+    stdin_timeout: float = key(default=2.0, help="seconds to wait for stdin to finish")
+    max_payload_bytes: int = key(default=8 * 1024 * 1024, help="larger payloads are cut")
+    redact_keys: tuple[str, ...] = key(
+        default=("token", "secret", "password", "api_key", "apikey", "authorization"),
+        help="payload keys whose values become [REDACTED]",
     )
-    _fields = (
-        "mode",
-        "inline_attempts",
-        "inline_delay",
-        "inline_budget",
-        "stdin_timeout",
-        "max_payload_bytes",
-        "redact_keys",
-        "redact_patterns",
-        "autostart",
+    redact_patterns: tuple[str, ...] = key(
+        default=(),
+        help="regexes: group 1 (or the whole match) of each, in any payload string, is redacted",
     )
-
-    mode: str
-    inline_attempts: int
-    inline_delay: float
-    inline_budget: float
-    stdin_timeout: float
-    max_payload_bytes: int
-    redact_keys: tuple[str, ...]
-    redact_patterns: tuple[str, ...]
-    autostart: bool
-
-    def __init__(
-        self,
-        mode: str,
-        inline_attempts: int,
-        inline_delay: float,
-        inline_budget: float,
-        stdin_timeout: float,
-        max_payload_bytes: int,
-        redact_keys: tuple[str, ...],
-        autostart: bool,
-        redact_patterns: tuple[str, ...] = (),
-    ) -> None:
-        self._init(
-            mode=mode,
-            inline_attempts=inline_attempts,
-            inline_delay=inline_delay,
-            inline_budget=inline_budget,
-            stdin_timeout=stdin_timeout,
-            max_payload_bytes=max_payload_bytes,
-            redact_keys=redact_keys,
-            redact_patterns=redact_patterns,
-            autostart=autostart,
-        )
+    autostart: bool = key(default=True, help="auto mode starts a daemon when none runs")
 
     def budget_for(self, event: str) -> float:
         """SessionEnd gets at most 1 s: Claude Code gives all its hooks 1.5 s together."""
@@ -231,152 +201,49 @@ class Delivery(_Value):
 
 
 class Queue(_Value):
-    __slots__ = (
-        "backoff",
-        "breaker_cooldown",
-        "breaker_failures",
-        "dir_str",
-        "idle_exit",
-        "jitter",
-        "max_retries",
-        "max_spool_bytes",
-        "rescan_interval",
-        "retention",
-        "retry_after_cap",
-        "workers",
+    #: unset means the directory derived from the URL (:func:`hookclient.dirs.default_spool_dir`)
+    dir: FilePath = key(default=None, help="spool directory")
+    idle_exit: float = key(default=600.0, help="a hook-started daemon exits when idle this long")
+    backoff: tuple[float, ...] = key(
+        default=(60.0, 300.0, 900.0, 3600.0, 7200.0), help="seconds before retry k (last repeats)"
     )
-    _fields = (
-        "dir",
-        "idle_exit",
-        "backoff",
-        "jitter",
-        "max_retries",
-        "max_spool_bytes",
-        "retry_after_cap",
-        "workers",
-        "rescan_interval",
-        "breaker_failures",
-        "breaker_cooldown",
-        "retention",
+    jitter: float = key(default=0.1, help="backoff jitter fraction")
+    max_retries: int = key(default=5, help="failed retries before failed/")
+    max_spool_bytes: int = key(default=1024 * 1024 * 1024, help="the spool never grows past this")
+    retry_after_cap: float = key(default=6 * 3600.0, help="cap on a server's Retry-After")
+    workers: int = key(default=4, help="concurrent deliveries in the daemon")
+    rescan_interval: float = key(default=30.0, help="seconds between full spool rescans")
+    breaker_failures: int = key(default=5, help="retryable outcomes in a row that open it")
+    breaker_cooldown: float = key(default=30.0, help="seconds the breaker stays open")
+    retention: float = key(
+        default=30 * 86400.0,
+        help="queued removes failed/ and corrupt/ files older than this (0 = keep)",
     )
-
-    #: the spool directory as a string, for code that does without pathlib (the hook)
-    dir_str: str
-    idle_exit: float
-    backoff: tuple[float, ...]
-    jitter: float
-    max_retries: int
-    max_spool_bytes: int
-    retry_after_cap: float
-    workers: int
-    rescan_interval: float
-    breaker_failures: int
-    breaker_cooldown: float
-    retention: float
-
-    def __init__(
-        self,
-        dir: str | os.PathLike[str],
-        idle_exit: float,
-        backoff: tuple[float, ...],
-        jitter: float,
-        max_retries: int,
-        max_spool_bytes: int,
-        retry_after_cap: float,
-        workers: int,
-        rescan_interval: float,
-        breaker_failures: int,
-        breaker_cooldown: float,
-        retention: float = 30 * 86400.0,
-    ) -> None:
-        self._init(
-            dir_str=os.fspath(dir),
-            idle_exit=idle_exit,
-            backoff=backoff,
-            jitter=jitter,
-            max_retries=max_retries,
-            max_spool_bytes=max_spool_bytes,
-            retry_after_cap=retry_after_cap,
-            workers=workers,
-            rescan_interval=rescan_interval,
-            breaker_failures=breaker_failures,
-            breaker_cooldown=breaker_cooldown,
-            retention=retention,
-        )
-
-    @property
-    def dir(self) -> Path:
-        """The spool directory."""
-        from pathlib import Path
-
-        return Path(self.dir_str)
 
 
 class Logs(_Value):
-    __slots__ = ("backups", "dir_str", "level", "max_bytes")
-    _fields = ("dir", "level", "max_bytes", "backups")
-
-    #: the log directory as a string, for code that does without pathlib (the hook)
-    dir_str: str
-    level: str
-    max_bytes: int
-    backups: int
-
-    def __init__(
-        self, dir: str | os.PathLike[str], level: str, max_bytes: int, backups: int
-    ) -> None:
-        self._init(dir_str=os.fspath(dir), level=level, max_bytes=max_bytes, backups=backups)
-
-    @property
-    def dir(self) -> Path:
-        """The log directory."""
-        from pathlib import Path
-
-        return Path(self.dir_str)
+    #: unset means the platform's user log directory
+    dir: FilePath = key(default=None, help="log directory")
+    level: str = key(default="info", help="debug | info | warning | error")
+    max_bytes: int = key(default=10 * 1024 * 1024, help="rotate a log file past this size")
+    backups: int = key(default=5, help="rotated files kept per log")
 
 
 class Config(_Value):
-    __slots__ = ("_files", "delivery", "endpoint", "logs", "problems", "queue", "sources")
-    _fields = ("endpoint", "delivery", "queue", "logs", "sources", "files", "problems")
-
-    endpoint: Endpoint
-    delivery: Delivery
-    queue: Queue
-    logs: Logs
+    endpoint: Endpoint = derived()
+    delivery: Delivery = derived()
+    queue: Queue = derived()
+    logs: Logs = derived()
     #: "section.key" -> where its value came from ("default", "env NAME", a file, "flag").
-    sources: Mapping[str, str]
+    sources: Mapping[str, str] = derived()
+    #: the files that were read, in the order they were applied
+    files: tuple[FilePath, ...] = derived()
     #: problems found while loading leniently; empty when strict
-    problems: tuple[str, ...]
-    _files: tuple[str, ...]
+    problems: tuple[str, ...] = derived(default=())
 
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        delivery: Delivery,
-        queue: Queue,
-        logs: Logs,
-        sources: Mapping[str, str],
-        files: Sequence[str | os.PathLike[str]],
-        problems: tuple[str, ...] = (),
-    ) -> None:
-        self._init(
-            endpoint=endpoint,
-            delivery=delivery,
-            queue=queue,
-            logs=logs,
-            sources=sources,
-            _files=tuple(os.fspath(f) for f in files),
-            problems=problems,
-        )
 
-    @property
-    def file_names(self) -> tuple[str, ...]:
-        """:attr:`files` as strings (the hook does without pathlib)."""
-        return self._files
-
-    @property
-    def files(self) -> tuple[Path, ...]:
-        """The files that were read, in the order they were applied."""
-        from pathlib import Path
-
-        return tuple(Path(f) for f in self._files)
+#: The sections a file may hold, named as their classes are, in the order ``config
+#: show`` lists them.
+SECTIONS: dict[str, type[_Value]] = {
+    cls.__name__.lower(): cls for cls in (Endpoint, Delivery, Queue, Logs)
+}

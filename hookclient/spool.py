@@ -26,7 +26,7 @@ The hook's path through this module (``add``, and ``claim``/``transition``/``rem
 in direct mode) works on ``str`` paths with ``os``: pathlib (which pulls urllib.parse,
 ipaddress, fnmatch, ntpath) is one of the imports the hook's path leaves out
 (BENCHMARKS.md "Hook fast path").  What the daemon and the admin commands use
-still speaks ``Path``: ``Spool.root``, ``Spool.dir()``, ``Spool.paths()`` and
+still speaks ``Path``: ``Spool.dir()``, ``Spool.paths()`` and
 ``Record.path`` build one when asked, and every method takes a ``str`` or a ``Path``.
 """
 
@@ -44,7 +44,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-    from typing import Any, ClassVar
+    from typing import Any, ClassVar, Literal
+
+    from hookclient.spoolstate import Owner, SpoolState
 
     StrPath = str | os.PathLike[str]
 
@@ -118,7 +120,7 @@ class Record:
 
     __slots__ = ("envelope", "file", "state")
 
-    def __init__(self, path: StrPath, envelope: dict[str, Any], state: dict[str, Any]) -> None:
+    def __init__(self, path: StrPath, envelope: dict[str, Any], state: SpoolState) -> None:
         self.file = os.fspath(path)
         self.envelope = envelope
         self.state = state
@@ -156,8 +158,8 @@ class Record:
         return {"envelope": self.envelope, "state": self.state}
 
 
-def new_state(now: float, *, due: float, owner: dict[str, Any] | None = None) -> dict[str, Any]:
-    state: dict[str, Any] = {
+def new_state(now: float, *, due: float, owner: Owner | None = None) -> SpoolState:
+    state: SpoolState = {
         "retries": 0,
         "attempts": 0,
         "createdAt": utc_iso(now),
@@ -169,6 +171,13 @@ def new_state(now: float, *, due: float, owner: dict[str, Any] | None = None) ->
     if owner is not None:
         state["owner"] = owner
     return state
+
+
+def last_error_of(state: SpoolState, key: Literal["kind", "status", "detail"]) -> Any:
+    """``state.lastError[key]``; None when there was no error (or a hand-edited file
+    holds something other than an object there)."""
+    error = state.get("lastError")
+    return error.get(key) if isinstance(error, dict) else None
 
 
 def file_name(envelope: dict[str, Any], now: float) -> str:
@@ -188,17 +197,12 @@ class Spool:
         max_bytes: int = 1024 * 1024 * 1024,
         endpoint: str | None = None,
     ) -> None:
-        self.root_str = os.fspath(root)
+        #: the spool directory (a str: the hook does without pathlib)
+        self.root = os.fspath(root)
         self.max_bytes = max_bytes
         #: the endpoint URL (credentials redacted) recorded when this spool is created
         self.endpoint = endpoint
         self._made = False
-
-    @property
-    def root(self) -> Path:
-        from pathlib import Path
-
-        return Path(self.root_str)
 
     def dir(self, state: State) -> Path:
         from pathlib import Path
@@ -206,7 +210,7 @@ class Spool:
         return Path(self._dir(state))
 
     def _dir(self, state: State) -> str:
-        return os.path.join(self.root_str, state.value)
+        return os.path.join(self.root, state.value)
 
     # -- writing ------------------------------------------------------------------
 
@@ -215,11 +219,11 @@ class Spool:
         if self._made:
             return
         created = False
-        for path in (self.root_str, *(self._dir(s) for s in State)):
+        for path in (self.root, *(self._dir(s) for s in State)):
             try:
                 os.makedirs(path, mode=0o700)
                 os.chmod(path, 0o700)
-                created = created or path == self.root_str
+                created = created or path == self.root
             except FileExistsError:
                 pass
             except OSError as exc:
@@ -234,12 +238,12 @@ class Spool:
         from hookclient.urls import safe_url  # once per spool: off the hook's usual path
 
         body = jsoncodec.dumps({"endpoint": safe_url(self.endpoint)}).encode()
-        _write_small(os.path.join(self.root_str, ENDPOINT_FILE), body)
+        _write_small(os.path.join(self.root, ENDPOINT_FILE), body)
 
     def read_endpoint(self) -> tuple[bool, str | None]:
         """(known, endpoint URL with credentials redacted, or None for no URL)."""
         try:
-            body = _read_small(os.path.join(self.root_str, ENDPOINT_FILE))
+            body = _read_small(os.path.join(self.root, ENDPOINT_FILE))
         except (OSError, ValueError):
             return False, None
         if not isinstance(body, dict) or not isinstance(body.get("endpoint"), str | None):
@@ -250,20 +254,20 @@ class Spool:
         """Refuse (:class:`SpoolError`) a spool another user owns, or that its group or
         others can write: whoever writes ``pending/`` chooses what the daemon POSTs with
         the user's token.  The daemon checks this before it takes the lock."""
-        info = os.stat(self.root_str)
+        info = os.stat(self.root)
         if info.st_uid != os.geteuid():
             raise SpoolError(
-                f"refusing spool {self.root_str}: owned by uid {info.st_uid}, not by you "
+                f"refusing spool {self.root}: owned by uid {info.st_uid}, not by you "
                 f"(uid {os.geteuid()}); chown it to yourself or set [queue] dir"
             )
         mode = info.st_mode & 0o777
         if mode & 0o022:
             raise SpoolError(
-                f"refusing spool {self.root_str}: writable by {_who(mode)} (mode {mode:o}); "
-                f"chmod 700 {self.root_str}"
+                f"refusing spool {self.root}: writable by {_who(mode)} (mode {mode:o}); "
+                f"chmod 700 {self.root}"
             )
 
-    def add(self, envelope: dict[str, Any], state: dict[str, Any], where: State) -> Record:
+    def add(self, envelope: dict[str, Any], state: SpoolState, where: State) -> Record:
         """Spool a new event durably into ``where`` (pending/ or processing/)."""
         self.ensure()
         now = time.time()
@@ -318,7 +322,7 @@ class Spool:
             pass
 
     def claim(
-        self, record: Record, owner: dict[str, Any], *, keep_unrecorded: bool = False
+        self, record: Record, owner: Owner, *, keep_unrecorded: bool = False
     ) -> Record | None:
         """pending/ -> processing/ by rename; None when another claimant won the race.
 
@@ -501,8 +505,8 @@ class Spool:
         The figure is the last full count (``usage.json``, redone every USAGE_TTL
         seconds) plus the sizes appended to ``usage.log`` by every add since.
         """
-        cache = os.path.join(self.root_str, USAGE_FILE)
-        growth = os.path.join(self.root_str, GROWTH_FILE)
+        cache = os.path.join(self.root, USAGE_FILE)
+        growth = os.path.join(self.root, GROWTH_FILE)
         now = time.time()
         used: int | None = None
         try:
@@ -519,7 +523,7 @@ class Spool:
             _write_small(cache, jsoncodec.dumps({"bytes": used, "at": now}).encode())
         if used >= self.max_bytes:
             raise SpoolFull(
-                f"spool {self.root_str} holds {used} bytes, at max_spool_bytes "
+                f"spool {self.root} holds {used} bytes, at max_spool_bytes "
                 f"({self.max_bytes}); start queued to drain it, purge failed/, or raise "
                 "[queue] max_spool_bytes"
             )
@@ -536,7 +540,7 @@ class Spool:
         """
         try:
             fd = os.open(
-                os.path.join(self.root_str, GROWTH_FILE),
+                os.path.join(self.root, GROWTH_FILE),
                 os.O_WRONLY | os.O_APPEND | os.O_CREAT | _CLOEXEC,
                 0o600,
             )

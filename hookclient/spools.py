@@ -64,7 +64,7 @@ def describe(directory: Path) -> SpoolInfo:
 
 def others(config: Config) -> list[SpoolInfo]:
     """The spools other than ``config``'s that hold events, most events first."""
-    own = _same(config.queue.dir)
+    own = _same(Path(config.queue.dir))
     found = []
     for directory in candidates():
         if _same(directory) == own:

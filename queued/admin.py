@@ -15,19 +15,22 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookclient.breaker import BREAKER_FILE, Breaker
 from hookclient.clock import parse_iso, utc_iso
 from hookclient.config import Config
 from hookclient.errors import AdminError, CorruptFile
 from hookclient.logs import RETRY_FAILED, log_files
-from hookclient.spool import STATES, Record, Spool, State
+from hookclient.spool import STATES, Record, Spool, State, last_error_of
 from hookclient.urls import safe_url
 from queued.control import daemon_running, pid_alive, same_config
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+if TYPE_CHECKING:
+    from hookclient.spoolstate import SpoolState
 
 
 def parse_duration(text: str) -> float:
@@ -51,7 +54,7 @@ def parse_since(text: str, now: float) -> float:
 
 
 def open_spool(config: Config) -> Spool:
-    root = config.queue.dir
+    root = Path(config.queue.dir)
     if not (root / State.PENDING.value).is_dir():
         raise AdminError(
             f"no spool at {root}: nothing was ever spooled with this configuration "
@@ -66,7 +69,6 @@ class Row:
 
     def summary(self) -> dict[str, Any]:
         env, state = self.record.envelope, self.record.state
-        error = state.get("lastError") or {}
         return {
             "requestId": env.get("requestId"),
             "state": self.record.where.value,
@@ -76,8 +78,8 @@ class Row:
             "attempts": state.get("attempts", 0),
             "retries": state.get("retries", 0),
             "nextAttemptAt": state.get("nextAttemptAt"),
-            "lastStatus": error.get("status"),
-            "lastError": error.get("detail"),
+            "lastStatus": last_error_of(state, "status"),
+            "lastError": last_error_of(state, "detail"),
             "file": self.record.path.name,
         }
 
@@ -105,7 +107,7 @@ def status(config: Config) -> dict[str, Any]:
             oldest = created
         if due is not None and (next_due is None or due < next_due):
             next_due = due
-    daemon = daemon_running(config.queue.dir)
+    daemon = daemon_running(Path(config.queue.dir))
     stale = daemon is not None and not same_config(daemon, config)
     if daemon is not None:
         daemon = {k: v for k, v in daemon.items() if k != "fingerprint"}  # not for bug reports
@@ -139,7 +141,7 @@ def status(config: Config) -> dict[str, Any]:
             "and move back to pending/, or `queued purge --state corrupt --older-than 0`"
         )
     return {
-        "spool": str(config.queue.dir),
+        "spool": str(Path(config.queue.dir)),
         "endpoint": safe_url(config.endpoint.url),
         "warnings": warnings,
         "counts": counts,
@@ -222,9 +224,9 @@ def _last_line(config: Config, stream: str, wanted: tuple[str, ...]) -> dict[str
     busy daemon may have written megabytes since), and only lines whose raw bytes
     name the spool are parsed.
     """
-    spool = config.queue.dir_str
+    spool = config.queue.dir
     needle = f'"spool":{json.dumps(spool, ensure_ascii=False)}'.encode("utf-8", "replace")
-    paths = [p for p in log_files(config.logs.dir) if p.name.startswith(stream)]
+    paths = [p for p in log_files(Path(config.logs.dir)) if p.name.startswith(stream)]
     for path in reversed(paths):
         try:
             for raw in _lines_backwards(path):
@@ -317,7 +319,7 @@ class Selector:
             return False
         if self.event and env.get("event") != self.event:
             return False
-        if self.status is not None and (state.get("lastError") or {}).get("status") != self.status:
+        if self.status is not None and last_error_of(state, "status") != self.status:
             return False
         if self.since is not None:
             when = _time(state.get("lastAttemptAt") or state.get("createdAt"))
@@ -373,14 +375,16 @@ def _log(config: Config, msg: str, record: Record, **extra: Any) -> None:
 
 def _queue_line(config: Config, msg: str, **fields: Any) -> None:
     """One queue.log line about an event the command put in pending/."""
-    _writer(config).log("queue", "info", msg, state="pending", spool=config.queue.dir_str, **fields)
+    _writer(config).log(
+        "queue", "info", msg, state="pending", spool=Path(config.queue.dir), **fields
+    )
 
 
 def _writer(config: Config) -> Any:
     from hookclient.logs import LogWriter
 
     return LogWriter(
-        config.logs.dir,
+        Path(config.logs.dir),
         component="cli",
         level=config.logs.level,
         max_bytes=config.logs.max_bytes,
@@ -414,7 +418,9 @@ def _breaker(config: Config) -> Breaker:
     """The spool's breaker, read through its own class (the clock-jump guard included)."""
     queue = config.queue
     return Breaker(
-        queue.dir / BREAKER_FILE, failures=queue.breaker_failures, cooldown=queue.breaker_cooldown
+        Path(queue.dir) / BREAKER_FILE,
+        failures=queue.breaker_failures,
+        cooldown=queue.breaker_cooldown,
     )
 
 
@@ -462,7 +468,7 @@ def request_flush(config: Config, ids: list[str], rows: list[dict[str, Any]]) ->
     from queued.control import request_flush as write_request
 
     wanted = [i for i in ids if i.strip()] or None
-    write_request(config.queue.dir, time.time(), wanted)
+    write_request(Path(config.queue.dir), time.time(), wanted)
     for row in rows:
         _log_row(config, "flush requested: due now", row, previousDue=row["nextAttemptAt"])
     _breaker(config).probe_now()
@@ -476,7 +482,7 @@ def adopt_source(config: Config, source: str) -> Path:
     from hookclient.spools import resolve
 
     src = resolve(source)
-    if src.resolve() == config.queue.dir.resolve():
+    if src.resolve() == Path(config.queue.dir).resolve():
         raise AdminError(f"{src} is this configuration's own spool: nothing to adopt")
     if not (src / State.PENDING.value).is_dir():
         raise AdminError(f"no spool at {src} (see `queued status` for the spools holding events)")
@@ -501,7 +507,7 @@ def adopt(
     if not dry_run:
         stop(src, wait=config.endpoint.timeout + 10.0)
     target = Spool(
-        config.queue.dir,
+        Path(config.queue.dir),
         max_bytes=config.queue.max_spool_bytes,
         endpoint=safe_url(config.endpoint.url),
     )
@@ -539,7 +545,7 @@ def _adopt_one(config: Config, other: Spool, target: Spool, record: Record, now:
     return True
 
 
-def _held_by_live_hook(state: dict[str, Any], now: float, limit: float) -> bool:
+def _held_by_live_hook(state: SpoolState, now: float, limit: float) -> bool:
     """A direct-mode hook's claim that is still live (by the daemon's own rule: its pid
     runs and the claim is younger than inline_budget + timeout + 30 s)."""
     owner = state.get("owner")

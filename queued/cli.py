@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hookclient import __version__
@@ -414,7 +415,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from queued.control import stop
 
     config = load(args)
-    info = stop(config.queue.dir, wait=_stop_wait(args, config))
+    info = stop(Path(config.queue.dir), wait=_stop_wait(args, config))
     if info is None:
         print(f"no queued runs on {config.queue.dir}")
     else:
@@ -430,12 +431,12 @@ def cmd_restart(args: argparse.Namespace) -> int:
     config = load(args)
     if not config.endpoint.url:
         raise AdminError("no [endpoint] url configured; see `hookclient config show`")
-    info = stop(config.queue.dir, wait=_stop_wait(args, config))
+    info = stop(Path(config.queue.dir), wait=_stop_wait(args, config))
     if info is not None:
         print(f"stopped queued (pid {info.get('pid')})")
     try:
-        config.queue.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        pid = autostart.start(config.queue.dir, config.queue.idle_exit, args.config)
+        Path(config.queue.dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        pid = autostart.start(Path(config.queue.dir), config.queue.idle_exit, args.config)
     except OSError as exc:
         raise AdminError(
             f"cannot start queued: {exc.strerror or exc}; run `queued run` yourself"
@@ -443,7 +444,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
     if pid is None:
         print("a hook is starting a daemon right now (with its configuration, not this shell's)")
         return 0
-    if not wait_running(config.queue.dir, pid, _stop_wait(args, config)):
+    if not wait_running(Path(config.queue.dir), pid, _stop_wait(args, config)):
         raise AdminError(f"queued (pid {pid}) did not start: see error.log in {config.logs.dir}")
     print(f"started queued (pid {pid}; exits after {config.queue.idle_exit:g} s idle)")
     return 0
@@ -505,13 +506,11 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from queued import service as svc
 
     config = load(args)
     home = Path(os.environ.get("HOME") or Path.home())
-    unit = svc.for_platform(sys.platform, home, args.config, config.logs.dir)
+    unit = svc.for_platform(sys.platform, home, args.config, Path(config.logs.dir))
     if unit is None:
         print(svc.windows_hint(args.config))
         return 0 if args.action != "install" else 1

@@ -167,11 +167,11 @@ def retire_stale(config: Config) -> dict[str, Any] | None:
     endpoint, token or signing secret), so that it does not send them the old way.
     Returns its pid file, or None.  A daemon run by hand or by a service is left
     alone: :func:`ensure_delivering` says to restart it."""
-    info = daemon_running(config.queue.dir)
+    info = daemon_running(Path(config.queue.dir))
     if not _autostarts(config) or not replaceable_by(info, config):
         return None
     retire = getattr(signal, "SIGUSR2", signal.SIGTERM)
-    stop(config.queue.dir, wait=config.endpoint.timeout + STOP_GRACE, sig=retire)
+    stop(Path(config.queue.dir), wait=config.endpoint.timeout + STOP_GRACE, sig=retire)
     return info
 
 
@@ -182,7 +182,7 @@ def ensure_delivering(
     delivers them now.  Returns one line saying what it did."""
     from hookclient import autostart
 
-    spool = config.queue.dir
+    spool = Path(config.queue.dir)
     if not config.endpoint.url:
         return "no [endpoint] url is configured: nothing will deliver them until one is"
     info = daemon_running(spool)

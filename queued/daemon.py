@@ -24,7 +24,7 @@ import signal
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookclient.breaker import BREAKER_FILE, Breaker
 from hookclient.clock import Clock, parse_iso, utc_iso
@@ -77,6 +77,9 @@ NICENESS = 0
 #: Retire: stop claiming, finish in flight, exit 0; a repeat never escalates.
 RETIRE = getattr(signal, "SIGUSR2", signal.SIGTERM)
 
+if TYPE_CHECKING:
+    from hookclient.spoolstate import Owner
+
 
 class Daemon:
     """One daemon on one spool.  ``step()`` is one pass of the loop, for tests."""
@@ -105,12 +108,12 @@ class Daemon:
         self.flush_requested = False
         self.flush_request: FlushRequest | None = None
         self.spool = Spool(
-            config.queue.dir,
+            Path(config.queue.dir),
             max_bytes=config.queue.max_spool_bytes,
             endpoint=safe_url(config.endpoint.url),
         )
         self.writer = LogWriter(
-            config.logs.dir,
+            Path(config.logs.dir),
             component="daemon",
             level=config.logs.level,
             max_bytes=config.logs.max_bytes,
@@ -118,9 +121,9 @@ class Daemon:
         )
         # every line names its spool: the logs directory is shared by the daemons of
         # every endpoint, and `queued status` reads only its own spool's lines
-        self.log = structlog_logger(self.writer, spool=config.queue.dir_str)
+        self.log = structlog_logger(self.writer, spool=Path(config.queue.dir))
         self.breaker = Breaker(
-            config.queue.dir / BREAKER_FILE,
+            Path(config.queue.dir) / BREAKER_FILE,
             failures=config.queue.breaker_failures,
             cooldown=config.queue.breaker_cooldown,
             now=self.clock.now,
@@ -159,7 +162,7 @@ class Daemon:
 
         self.spool.ensure()
         self.spool.check_private()
-        lock = FileLock(str(self.config.queue.dir / "daemon.lock"), mode=0o600)
+        lock = FileLock(str(Path(self.config.queue.dir) / "daemon.lock"), mode=0o600)
         try:
             try:
                 lock.acquire(timeout=LOCK_WAIT)
@@ -167,14 +170,14 @@ class Daemon:
                 self._take_over(lock)
         except OSError as exc:  # (after Timeout, a TimeoutError) disk full, read-only
             raise SpoolError(
-                f"cannot take the lock {self.config.queue.dir / 'daemon.lock'}: "
+                f"cannot take the lock {Path(self.config.queue.dir) / 'daemon.lock'}: "
                 f"{exc.strerror or exc}"
             ) from None
         self.lock = lock
-        self.lock_id = _file_id(self.config.queue.dir / "daemon.lock")
+        self.lock_id = _file_id(Path(self.config.queue.dir) / "daemon.lock")
         self._write_pidfile()
         self.spool.write_endpoint()
-        (self.config.queue.dir / "daemon.starting").unlink(missing_ok=True)
+        (Path(self.config.queue.dir) / "daemon.starting").unlink(missing_ok=True)
 
     def _take_over(self, lock: Any) -> None:
         """The lock is held.  Without ``--replace``, :class:`LockHeld`.  With it, take
@@ -184,7 +187,7 @@ class Daemon:
         SIGKILL it only past that (safe: recovery at our start)."""
         from filelock import Timeout
 
-        spool = self.config.queue.dir
+        spool = Path(self.config.queue.dir)
         holder = read_pidfile(spool)
         pid = holder.get("pid", "?") if holder else "?"
         if not self.replace or not self._differs(holder):
@@ -226,7 +229,7 @@ class Daemon:
         """``daemon.pid``: who runs here and with which configuration (its fingerprint,
         never a secret).  On a full disk the daemon runs without one (and removes a
         stale one): it holds the lock, and a delivery frees space."""
-        path = self.config.queue.dir / "daemon.pid"
+        path = Path(self.config.queue.dir) / "daemon.pid"
         info = {
             "pid": os.getpid(),
             "startedAt": utc_iso(self.clock.now()),
@@ -251,7 +254,7 @@ class Daemon:
         if self.lock is not None:
             with contextlib.suppress(OSError):
                 if self.fatal is None:  # else it may be a new daemon's, in a new spool
-                    (self.config.queue.dir / "daemon.pid").unlink()
+                    (Path(self.config.queue.dir) / "daemon.pid").unlink()
             self.lock.release()
             self.lock = None
 
@@ -261,7 +264,7 @@ class Daemon:
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="deliver")
         self.log.info(
             "daemon started",
-            spool=str(self.config.queue.dir),
+            spool=str(Path(self.config.queue.dir)),
             endpoint=safe_url(self.config.endpoint.url),
             workers=self.workers,
             idleExit=self.idle_exit,
@@ -324,7 +327,9 @@ class Daemon:
             try:
                 self.rescan()
             except OSError as exc:  # a vanished or unreadable spool: say so, try again later
-                self.log.error("rescan failed", spool=str(self.config.queue.dir), error=str(exc))
+                self.log.error(
+                    "rescan failed", spool=str(Path(self.config.queue.dir)), error=str(exc)
+                )
         free = self.workers - len(self.inflight)
         if free <= 0 or self.stopping or self.clock.monotonic() < self.paused_until:
             return 0
@@ -414,7 +419,7 @@ class Daemon:
         """Recover abandoned claims, sweep tmp/, and index every pending file."""
         self.next_rescan = self.clock.monotonic() + self.config.queue.rescan_interval
         if self.flush_request is None:  # a flush asked for while no daemon ran
-            self.flush_request = read_flush(self.config.queue.dir)
+            self.flush_request = read_flush(Path(self.config.queue.dir))
         self._sweep_tmp()
         self._housekeep()
         self._recover()
@@ -431,7 +436,7 @@ class Daemon:
         its backoff.  The files themselves are not rewritten: only this daemon claims
         from pending/, so nothing races it."""
         self.flush_requested = False
-        self.flush_request = read_flush(self.config.queue.dir)
+        self.flush_request = read_flush(Path(self.config.queue.dir))
         now = self.clock.monotonic()
         names = [n for n in self.spool.names(State.PENDING) if n not in self.inflight]
         for name in names:
@@ -455,13 +460,16 @@ class Daemon:
         """True (and stopping) if our lock file is gone or is another file now: someone
         removed or replaced the spool directory.  A daemon that went on would hold a
         lock nobody can see, beside the one the next hook's daemon takes."""
-        if self.lock_id is None or _file_id(self.config.queue.dir / "daemon.lock") == self.lock_id:
+        if (
+            self.lock_id is None
+            or _file_id(Path(self.config.queue.dir) / "daemon.lock") == self.lock_id
+        ):
             return False
         self.fatal = (
             f"the spool directory {self.config.queue.dir} was removed or replaced while "
             "queued ran; stopping (the next hook, or `queued run`, starts a daemon on it afresh)"
         )
-        self.log.error("spool directory gone", spool=str(self.config.queue.dir))
+        self.log.error("spool directory gone", spool=str(Path(self.config.queue.dir)))
         self.stopping = True
         return True
 
@@ -519,9 +527,7 @@ class Daemon:
                 self._quarantine(path, exc)
                 continue
             owner = record.state.get("owner")
-            if not isinstance(owner, dict):
-                owner = {}  # none, or not an owner at all: nobody holds it
-            if self._owner_alive(owner):
+            if isinstance(owner, dict) and self._owner_alive(owner):
                 continue
             record.state.pop("owner", None)
             record.state["nextAttemptAt"] = utc_iso(self.clock.now())
@@ -538,7 +544,7 @@ class Daemon:
                 **ids(record),
             )
 
-    def _owner_alive(self, owner: dict[str, Any]) -> bool:
+    def _owner_alive(self, owner: Owner) -> bool:
         pid = owner.get("pid")
         if not isinstance(pid, int) or pid == os.getpid():
             return False  # ours but not in flight: from before a crash (or no owner at all)
@@ -621,7 +627,7 @@ class Daemon:
         if verdict == "open":
             self._schedule(name, self._breaker_until())
             return
-        owner = {"pid": os.getpid(), "by": "daemon", "claimedAt": utc_iso(now)}
+        owner: Owner = {"pid": os.getpid(), "by": "daemon", "claimedAt": utc_iso(now)}
         try:
             claimed = self.spool.claim(record, owner, keep_unrecorded=True)
         except SpoolError as exc:  # disk full, read-only: nothing changed; pause, try again
@@ -668,8 +674,7 @@ class Daemon:
             queue=self.config.queue,
             now=self.clock.now(),
         )
-        record.state.clear()
-        record.state.update(step.state)
+        record.state = step.state
         self._log_attempt(record, outcome, probe)
         if step.to == "delivered":  # the file goes first, then the breaker hears of it
             self._delivered(record, outcome)

@@ -104,7 +104,8 @@ class AdminEnv:
         return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
     def body(self, state: str, record: Record) -> dict[str, Any]:
-        return json.loads((self.spool_dir / state / record.path.name).read_text())
+        data: dict[str, Any] = json.loads((self.spool_dir / state / record.path.name).read_text())
+        return data
 
     def log(self, stream: str, msg: str) -> list[dict[str, Any]]:
         path = self.log_dir / f"{stream}.log"
@@ -141,7 +142,10 @@ def test_status_of_a_spool_with_every_state(
     code, out, err = full.run(capsys, "status")
     assert code == 0
     assert err == ""
-    lines = dict(line.split(None, 1) if " " in line else (line, "") for line in out.splitlines())
+    lines = dict(
+        (line.split(None, 1)[0], line.split(None, 1)[1]) if " " in line else (line, "")
+        for line in out.splitlines()
+    )
     assert lines["spool"].strip() == str(full.spool_dir)
     assert lines["endpoint"].strip() == URL
     assert lines["events"].split() == [
@@ -500,9 +504,9 @@ def test_replay_failed_selectors(
     assert len(failed.names("failed")) == len(before) - len(expected)
     logged = failed.log("queue", "replayed from failed")
     assert [line["requestId"] for line in logged] == moved_ids
-    for line in logged:
-        assert line["component"] == "cli"
-        assert line["state"] == "pending"
+    for entry in logged:
+        assert entry["component"] == "cli"
+        assert entry["state"] == "pending"
 
 
 def test_replay_failed_dry_run_moves_nothing(

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ STOP = (FIXTURES / "stop.json").read_bytes()
 
 
 @pytest.fixture
-def auto(hook: HookEnv) -> HookEnv:
+def auto(hook: HookEnv) -> Iterator[HookEnv]:
     yield hook
     kill_daemons(hook.spool)
 

@@ -415,7 +415,10 @@ def values_of(value: Any, key: str) -> list[Any]:
 
 
 def test_fake_model_streams_a_scripted_turn_like_the_api() -> None:
-    script = [[Text("a" * 450), ToolUse("Bash", {"command": "echo hello"})], [Text("done")]]
+    script: list[list[Text | ToolUse]] = [
+        [Text("a" * 450), ToolUse("Bash", {"command": "echo hello"})],
+        [Text("done")],
+    ]
     with FakeModel(script) as model:
         body = {
             "model": "m",

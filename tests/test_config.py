@@ -14,7 +14,7 @@ from platformdirs import user_state_dir
 from hookclient import config as cfg
 from hookclient import dirs
 from hookclient.commands import describe
-from hookclient.config import Config, load_config
+from hookclient.config import Config, Delivery, Endpoint, Logs, Queue, load_config
 from hookclient.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def test_list_defaults_are_tuples_like_parsed_values(tmp_path: Path) -> None:
 def test_the_example_config_loads_strictly() -> None:
     example = REPO / "config" / "hookclient.example.toml"
     c = load(example)
-    assert c.files == (example,)
+    assert c.files == (str(example),)
     assert c.problems == ()
     assert c.queue.backoff == (60.0, 300.0, 900.0, 3600.0, 7200.0)
 
@@ -128,7 +128,7 @@ def test_precedence_flag_over_env_over_files_over_default(tmp_path: Path) -> Non
     )
     assert (c.delivery.inline_delay, c.sources["delivery.inline_delay"]) == (0.5, str(user))
     assert (c.delivery.inline_budget, c.sources["delivery.inline_budget"]) == (5.0, "default")
-    assert c.files == (user, project)
+    assert c.files == (str(user), str(project))
 
 
 def test_a_flag_of_none_means_not_given(tmp_path: Path) -> None:
@@ -140,24 +140,24 @@ def test_a_flag_of_none_means_not_given(tmp_path: Path) -> None:
 def test_missing_files_are_skipped(tmp_path: Path) -> None:
     present = write(tmp_path / "b.toml", "[queue]\nmax_retries = 2\n")
     c = load(tmp_path / "absent.toml", present)
-    assert c.files == (present,)
+    assert c.files == (str(present),)
     assert c.queue.max_retries == 2
 
 
 def test_default_paths_are_user_then_project(tmp_path: Path) -> None:
     project = tmp_path / "proj"
     paths = cfg.default_paths({"CLAUDE_PROJECT_DIR": str(project)})
-    assert paths == [cfg.user_config_file(), project / ".claude" / "hookclient.toml"]
+    assert paths == [cfg.user_config_file(), str(project / ".claude" / "hookclient.toml")]
 
 
 def test_explicit_config_replaces_the_discovered_files(tmp_path: Path) -> None:
     explicit = tmp_path / "only.toml"
     env = {"CLAUDE_PROJECT_DIR": str(tmp_path / "proj")}
-    assert cfg.default_paths(env, explicit) == [explicit]
-    assert cfg.default_paths({**env, "HOOKCLIENT_CONFIG": str(explicit)}) == [explicit]
+    assert cfg.default_paths(env, explicit) == [str(explicit)]
+    assert cfg.default_paths({**env, "HOOKCLIENT_CONFIG": str(explicit)}) == [str(explicit)]
     # the flag beats the variable
     other = tmp_path / "flag.toml"
-    assert cfg.default_paths({"HOOKCLIENT_CONFIG": str(explicit)}, other) == [other]
+    assert cfg.default_paths({"HOOKCLIENT_CONFIG": str(explicit)}, other) == [str(other)]
 
 
 def test_hookclient_config_env_is_used_when_no_paths_are_given(tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_hookclient_config_env_is_used_when_no_paths_are_given(tmp_path: Path) -
     env = {"CLAUDE_PROJECT_DIR": str(project), "HOOKCLIENT_CONFIG": str(chosen)}
     c = load_config(None, env)
     assert c.queue.max_retries == 4
-    assert c.files == (chosen,)
+    assert c.files == (str(chosen),)
     c = load_config(None, {"CLAUDE_PROJECT_DIR": str(project)})
     assert c.queue.max_retries == 1
 
@@ -214,7 +214,7 @@ def test_env_numbers_and_lists() -> None:
     assert c.queue.backoff == (1.0, 2.5, 10.0)
     assert c.delivery.redact_keys == ("token", "cookie")
     assert c.endpoint.url == "https://example.test/hooks"
-    assert c.queue.dir == Path("~/spool-here").expanduser()
+    assert c.queue.dir == str(Path("~/spool-here").expanduser())
 
 
 @pytest.mark.parametrize(
@@ -316,7 +316,7 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
 
     c = load(good, broken, strict=False)
     assert c.queue.max_retries == 2
-    assert c.files == (good,)
+    assert c.files == (str(good),)
     assert len(c.problems) == 1 and str(broken) in c.problems[0]
 
 
@@ -442,22 +442,22 @@ def test_default_spool_dir_is_keyed_by_the_endpoint_url() -> None:
     a = load(env={"HOOKCLIENT_ENDPOINT_URL": a_url})
     b = load(env={"HOOKCLIENT_ENDPOINT_URL": b_url})
     key = hashlib.sha256(a_url.encode()).hexdigest()[:12]
-    assert a.queue.dir == Path(user_state_dir("hookclient", appauthor=False)) / "spool" / key
-    assert a.queue.dir.name == key and len(key) == 12
+    assert a.queue.dir == str(Path(user_state_dir("hookclient", appauthor=False)) / "spool" / key)
+    assert Path(a.queue.dir).name == key and len(key) == 12
     assert a.queue.dir != b.queue.dir
-    assert a.queue.dir.parent == b.queue.dir.parent
+    assert Path(a.queue.dir).parent == Path(b.queue.dir).parent
     assert a.sources["queue.dir"] == "default"
 
 
 def test_explicit_spool_dir_wins(tmp_path: Path) -> None:
     c = load(env={"HOOKCLIENT_QUEUE_DIR": str(tmp_path / "q")})
-    assert c.queue.dir == tmp_path / "q"
+    assert c.queue.dir == str(tmp_path / "q")
 
 
 def test_default_log_dir_comes_from_platformdirs() -> None:
     from platformdirs import user_log_dir
 
-    assert load().logs.dir == Path(user_log_dir("hookclient", appauthor=False))
+    assert load().logs.dir == user_log_dir("hookclient", appauthor=False)
 
 
 @pytest.mark.parametrize(
@@ -556,10 +556,10 @@ def test_paths_are_paths_and_their_strings_match(tmp_path: Path) -> None:
         f'[endpoint]\nca_bundle = "./ca.pem"\n',
     )
     c = load(path)
-    assert c.queue.dir == tmp_path / "q" and str(c.queue.dir) == c.queue.dir_str
-    assert c.logs.dir == Path("~/logs").expanduser() and str(c.logs.dir) == c.logs.dir_str
-    assert c.endpoint.ca_bundle == Path("ca.pem") and c.endpoint.token_file is None
-    assert c.files == (path,) and isinstance(c.files[0], Path)
+    assert c.queue.dir == str(tmp_path / "q")
+    assert c.logs.dir == str(Path("~/logs").expanduser())
+    assert c.endpoint.ca_bundle == "ca.pem" and c.endpoint.token_file is None
+    assert c.files == (str(path),)
 
 
 def test_config_values_compare_copy_and_hide_secrets_like_dataclasses() -> None:
@@ -688,8 +688,8 @@ def test_a_relative_directory_in_a_variable_is_refused(key: str) -> None:
 
 def test_home_relative_and_absolute_directories_are_accepted(tmp_path: Path) -> None:
     c = load(env={"HOOKCLIENT_QUEUE_DIR": "~/q", "HOOKCLIENT_LOGS_DIR": str(tmp_path / "l")})
-    assert c.queue.dir == Path("~/q").expanduser() and c.queue.dir.is_absolute()
-    assert c.logs.dir == tmp_path / "l" and c.problems == ()
+    assert c.queue.dir == str(Path("~/q").expanduser()) and os.path.isabs(c.queue.dir)
+    assert c.logs.dir == str(tmp_path / "l") and c.problems == ()
 
 
 def test_a_home_that_cannot_be_expanded_is_a_config_problem_not_a_crash() -> None:
@@ -702,3 +702,25 @@ def test_a_home_that_cannot_be_expanded_is_a_config_problem_not_a_crash() -> Non
         load(env=env)
     assert str(caught.value) == message
     assert load(env=env, strict=False).problems == (message,)
+
+
+def test_each_key_is_declared_once_as_a_field_of_its_section() -> None:
+    """SCHEMA, the constructor and repr all come from the one declaration per key."""
+    from hookclient.settings import SECTIONS
+
+    for (section, key), (kind, default, help_text) in cfg.SCHEMA.items():
+        field = SECTIONS[section].fields[key]
+        assert (field.kind, field.default, field.help) == (kind, default, help_text)
+        assert kind in {"str", "str?", "path?", "int", "float", "bool", "list[str]", "list[float]"}
+    assert cfg.SCHEMA[("queue", "retry_after_cap")] == (
+        "float",
+        6 * 3600.0,
+        "cap on a server's Retry-After",
+    )
+    assert Queue(retry_after_cap=60.0).retry_after_cap == 60.0
+    assert Queue().retry_after_cap == 6 * 3600.0  # the declared default
+    with pytest.raises(TypeError, match="has no field retry_after_capp"):
+        Queue(retry_after_capp=60.0)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"needs endpoint="):
+        Config(delivery=Delivery(), queue=Queue(), logs=Logs(), sources={}, files=())  # type: ignore[call-arg]
+    assert Endpoint(url=None, token_file=Path("/t")).token_file == "/t"  # type: ignore[arg-type]

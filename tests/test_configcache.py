@@ -207,4 +207,4 @@ def test_missing_files_and_an_unwritable_cache_cost_nothing(tmp_path: Path) -> N
     path = write(tmp_path / "c.toml", "[queue]\nworkers = 2\n")
     c = load_config([tmp_path / "absent.toml", path], {}, strict=False, cache=cache)
     assert c.queue.workers == 2 and c.problems == ()
-    assert c.files == (path,)
+    assert c.files == (str(path),)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from hookclient import dirs
 from hookclient.breaker import Breaker
 from hookclient.configcache import ConfigCache
 from hookclient.spool import Spool, State, new_state
+from hookclient.spoolstate import Owner
 from tests.conftest import (
     BIN,
     HookEnv,
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def env(hook: HookEnv, receiver: Receiver) -> HookEnv:
+def env(hook: HookEnv, receiver: Receiver) -> Iterator[HookEnv]:
     hook.configure(
         endpoint={"url": receiver.url, "timeout": 2.0},
         delivery={"mode": "auto", "autostart": True},
@@ -65,7 +67,9 @@ def spool_later(spool_dir: Path, n: int, *, seconds: float = 3600.0) -> str:
 
 def running(env: HookEnv) -> int:
     start_queued(env)
-    return wait_for(lambda: daemon_pid(env.spool) if (env.spool / "daemon.pid").exists() else 0)
+    return int(
+        wait_for(lambda: daemon_pid(env.spool) if (env.spool / "daemon.pid").exists() else 0)
+    )
 
 
 def test_flush_sends_a_backlog_now_instead_of_after_its_backoff(
@@ -239,7 +243,7 @@ def test_the_last_clean_route_is_remembered_per_project(tmp_path: Path) -> None:
 
 def test_no_url_spools_to_the_unrouted_spool() -> None:
     config = cfg.load_config([], {})
-    assert config.queue.dir == Path(dirs.spools_root()) / "unrouted"
+    assert config.queue.dir == str(Path(dirs.spools_root()) / "unrouted")
 
 
 # -- who may replace a daemon -----------------------------------------------------------
@@ -336,7 +340,7 @@ def test_a_claim_the_disk_refuses_leaves_the_file_pending(
 
     monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(SpoolError, match=r"cannot write to spool .*processing: Permission denied"):
-        spool.claim(record, {"pid": 1, "by": "daemon"})
+        spool.claim(record, {"pid": 1, "by": "daemon", "claimedAt": "2026-12-01T00:00:00Z"})
     monkeypatch.undo()
     assert len(spool.names(State.PENDING)) == 1 and spool.names(State.PROCESSING) == []
 
@@ -348,7 +352,7 @@ def test_adopt_skips_a_claim_a_live_hook_holds_and_says_so(env: HookEnv, tmp_pat
 
     other = tmp_path / "other-spool"
     envelope = make_envelope(9)
-    owner = {"pid": os.getpid(), "by": "hook", "claimedAt": utc_iso(time.time())}
+    owner: Owner = {"pid": os.getpid(), "by": "hook", "claimedAt": utc_iso(time.time())}
     Spool(other).add(
         envelope, new_state(time.time(), due=time.time(), owner=owner), State.PROCESSING
     )
@@ -373,12 +377,12 @@ def test_a_misspelt_url_key_goes_to_the_last_good_spool(tmp_path: Path) -> None:
     cache = ConfigCache(str(tmp_path / "cache.json"))
     config_file.write_text('[endpoint]\nurl = "http://127.0.0.1:9/hooks"\n')
     good = cfg.load_config([config_file], {}, strict=False)
-    assert route(good, [str(config_file)], cache) == (good.queue.dir_str, good.logs.dir_str)
+    assert route(good, [str(config_file)], cache) == (good.queue.dir, good.logs.dir)
     config_file.write_text('[endpoint]\nulr = "http://127.0.0.1:9/hooks"\n')
     typo = cfg.load_config([config_file], {}, strict=False)
     assert typo.problems and typo.endpoint.url is None
     again = ConfigCache(str(tmp_path / "cache.json"))
-    assert route(typo, [str(config_file)], again) == (good.queue.dir_str, good.logs.dir_str)
+    assert route(typo, [str(config_file)], again) == (good.queue.dir, good.logs.dir)
 
 
 def test_a_spool_directory_that_cannot_be_written_keeps_the_event_in_unrouted(

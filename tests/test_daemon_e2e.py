@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from tests.conftest import (
 
 
 @pytest.fixture
-def queue_env(hook: HookEnv) -> HookEnv:
+def queue_env(hook: HookEnv) -> Iterator[HookEnv]:
     yield hook
     kill_daemons(hook.spool)
 

@@ -31,6 +31,7 @@ from hookclient.config import Config, load_config
 from hookclient.envelope import StdinCapture, build
 from hookclient.errors import LockHeld
 from hookclient.spool import Record, Spool, State, new_state
+from hookclient.spoolstate import Owner
 from queued.daemon import Daemon
 from tests.conftest import BIN, wait_for
 
@@ -102,13 +103,13 @@ class Harness:
         *,
         due: float | None = None,
         where: State = State.PENDING,
-        owner: dict[str, Any] | None = None,
+        owner: Owner | None = None,
         **fields: Any,
     ) -> Record:
         env = env or envelope(self.clock)
         now = self.clock.at
         state = new_state(now, due=now if due is None else due, owner=owner)
-        state.update(fields)
+        state.update(fields)  # type: ignore[typeddict-item]  # any field, as a file may hold
         return self.spool.add(env, state, where)
 
     # -- looking -------------------------------------------------------------------
@@ -120,7 +121,8 @@ class Harness:
         return sorted(p.name for p in directory.iterdir())
 
     def body(self, state: State | str, name: str) -> dict[str, Any]:
-        return json.loads((self.spool_dir / State(state).value / name).read_text())
+        data: dict[str, Any] = json.loads((self.spool_dir / State(state).value / name).read_text())
+        return data
 
     def only(self, state: State | str) -> dict[str, Any]:
         [name] = self.names(state)
@@ -682,13 +684,13 @@ def test_recovery_of_abandoned_claims_at_start(
         "not-an-owner": "somebody",
         "pid-not-a-number": {"pid": "123", "by": "hook", "claimedAt": fresh},
     }
-    records = {}
+    records: dict[str, Any] = {}
     for label, owner in cases.items():
         env = envelope(h.clock, n=len(records))
         state_owner = owner if isinstance(owner, dict) else None
-        rec = h.add(env, where=State.PROCESSING, owner=state_owner, due=now - 500)
+        rec = h.add(env, where=State.PROCESSING, owner=state_owner, due=now - 500)  # type: ignore[arg-type]  # malformed on purpose
         if owner is not None and not isinstance(owner, dict):
-            rec.state["owner"] = owner
+            rec.state["owner"] = owner  # type: ignore[typeddict-item]  # a hand-edited file
             h.spool.update(rec)
         records[label] = rec
 

@@ -22,16 +22,13 @@ from hookclient import __version__
 from hookclient.clock import FakeClock
 from hookclient.config import Endpoint
 from hookclient.delivery import (
-    MIN_ATTEMPT,
-    Outcome,
     Sender,
     build_headers,
-    classify,
     deliver_inline,
-    parse_retry_after,
     sign,
 )
 from hookclient.envelope import dumps, uuid7
+from hookclient.outcome import MIN_ATTEMPT, Outcome, classify, parse_retry_after
 
 URL = "http://receiver.test/hooks"
 ELSEWHERE = "http://elsewhere.test/steal"
@@ -564,7 +561,7 @@ def test_per_attempt_timeout_is_cut_to_the_time_left(
 def test_sender_needs_a_url(clock: FakeClock) -> None:
     with pytest.raises(ValueError, match="url"):
         Sender(
-            Endpoint(None, "T", None, 5.0, True, None, None),
+            Endpoint(url=None, token_env="T"),
             clock=clock,
         )
 
@@ -575,9 +572,7 @@ def test_sender_does_not_follow_redirects(sender: Sender) -> None:
 
 def test_unsupported_scheme_is_permanent(clock: FakeClock) -> None:
     ep = endpoint()
-    bad = Endpoint(
-        "gopher://receiver.test/hooks", ep.token_env, None, 5.0, True, None, None, token=TOKEN
-    )
+    bad = Endpoint(url="gopher://receiver.test/hooks", token_env=ep.token_env, token=TOKEN)
     s = Sender(bad, clock=clock)
     try:
         caught = expect("permanent", post(s))

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookclient.config import load_config
-from hookclient.delivery import parse_retry_after
 from hookclient.envelope import StdinCapture, build, dumps
 from hookclient.errors import ConfigError, CorruptFile
+from hookclient.outcome import parse_retry_after
 from hookclient.spool import Spool, State, new_state
 from tests.test_envelope import example_patterns
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hookclient.config import default_files, load_config
+from hookclient.config import default_paths, load_config
 from hookclient.configcache import ConfigCache, default_file
 from tests.conftest import (
     BIN,
@@ -282,10 +282,10 @@ def test_fast_path_imports_only_what_it_needs(hook: HookEnv, tmp_path: Path, cas
             '[endpoint]\nurl = "http://127.0.0.1:9/hooks"\n[delivery]\nmode = "spool"\n'
         )
         args, env = [], hook.env(CLAUDE_PROJECT_DIR=str(project))
-        spool_dir = load_config(None, env).queue.dir
+        spool_dir = Path(load_config(None, env).queue.dir)
         assert str(spool_dir).startswith(os.environ["HOME"])  # tmp HOME, not the real one
         pending = spool_dir / "pending"
-    _warm_config_cache([hook.config] if args else [Path(p) for p in default_files(env)])
+    _warm_config_cache([hook.config] if args else [Path(p) for p in default_paths(env)])
     try:
         modules = probe_send(args, env)
     finally:

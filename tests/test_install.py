@@ -9,10 +9,12 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hookclient import dirs
+from hookclient.errors import InstallError
 from hookclient.install import KNOWN_EVENTS, NEVER, is_ours
 from tests.conftest import BIN, FIXTURES
 
@@ -54,12 +56,13 @@ def backups_of(home: Path) -> list[Path]:
     return sorted(directory.glob("*.bak-*")) if directory.is_dir() else []
 
 
-def settings(path: Path) -> dict:
-    return json.loads(path.read_text())
+def settings(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
-def ours(data: dict) -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = {}
+def ours(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
     for event, groups in data.get("hooks", {}).items():
         for group in groups:
             for hook in group["hooks"]:
@@ -266,10 +269,10 @@ def test_unwritable_settings_file_is_a_clear_error_and_changes_nothing(
     def refuse(*_args: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(inst.os, "replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)
     cfg = load_config([], environ={})
     plan = inst.plan_install(path, cfg, ["Stop"], "/x/hookclient send", use_async=False)
-    with pytest.raises(inst.InstallError, match=r"cannot write .*nothing was changed"):
+    with pytest.raises(InstallError, match=r"cannot write .*nothing was changed"):
         inst.apply(plan)
     assert path.read_text() == "{}"
     assert list(path.parent.glob(".settings.json.*.tmp")) == []

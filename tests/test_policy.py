@@ -17,6 +17,8 @@ from hookclient.policy import (
     after_attempt,
     requeue_unattempted,
 )
+from hookclient.spool import new_state
+from hookclient.spoolstate import Owner, SpoolState
 
 NOW = 1_790_000_000.0
 QUEUE = load_config(
@@ -28,6 +30,14 @@ QUEUE = load_config(
         "HOOKCLIENT_QUEUE_RETRY_AFTER_CAP": "3600",
     },
 ).queue
+OWNER: Owner = {"pid": 1, "by": "daemon", "claimedAt": "2026-01-01T00:00:00.000000Z"}
+
+
+def spooled(retries: int = 0, owner: Owner | None = OWNER) -> SpoolState:
+    """A state as the spool holds it, with ``retries`` spent already."""
+    state = new_state(NOW - 100.0, due=NOW - 100.0, owner=owner)
+    state["retries"] = retries
+    return state
 
 
 def outcome(kind: str, status: int | None = None, **extra: Any) -> Outcome:
@@ -93,16 +103,16 @@ def test_the_policy_table(
     reason: str,
     feed: str | None,
 ) -> None:
-    state = {"retries": retries, "createdAt": "2026-01-01T00:00:00.000Z", "owner": {"pid": 1}}
+    state = spooled(retries)
     step = after_attempt(state, got, by="daemon", first=first, queue=QUEUE, now=NOW)
     assert (step.to, step.reason, step.breaker) == (to, reason, feed)
     assert step.state.get("retries", 0) == after
     assert step.due == (None if delay is None else NOW + delay)
-    assert "owner" not in step.state and state["owner"] == {"pid": 1}  # a new dict
+    assert "owner" not in step.state and state["owner"] == OWNER  # a new dict
     assert step.state["attempts"] == 2
     assert step.state["history"][-1]["outcome"] == got.kind
     assert step.state["history"][-1]["by"] == "daemon"
-    assert ("lastError" in step.state) == (to != "delivered")
+    assert (step.state["lastError"] is not None) == (to != "delivered")
 
 
 def test_jitter_comes_from_the_given_rng_and_history_accumulates() -> None:
@@ -111,7 +121,9 @@ def test_jitter_comes_from_the_given_rng_and_history_accumulates() -> None:
     def seeded() -> Transition:
         failed = outcome("retryable", 500)
         rng = random.Random(7)
-        return after_attempt({}, failed, by="hook", first=True, queue=jittery, now=NOW, rng=rng)
+        return after_attempt(
+            spooled(), failed, by="hook", first=True, queue=jittery, now=NOW, rng=rng
+        )
 
     first, again = seeded(), seeded()
     assert first.due == again.due and first.due is not None
@@ -125,21 +137,19 @@ def test_jitter_comes_from_the_given_rng_and_history_accumulates() -> None:
 def test_a_request_the_hook_could_not_make_or_finish_changes_no_count() -> None:
     """No attempt to show (no time left, or the alarm cut the one in flight): attempts,
     history and retries stay, so the daemon's first attempt is the first delivery."""
-    state = {"attempts": 0, "retries": 0, "history": [], "owner": {"pid": 1}}
+    state = spooled()
     step = requeue_unattempted(state, QUEUE, NOW, last_error=BUDGET_EXHAUSTED)
     assert (step.to, step.due, step.breaker) == ("pending", NOW + 60.0, None)
     assert (step.state["attempts"], step.state["retries"], step.state["history"]) == (0, 0, [])
-    assert (
-        step.state["lastError"]["detail"] == "hook budget exhausted while the request was in flight"
-    )
+    assert step.state["lastError"] == BUDGET_EXHAUSTED
     assert "owner" not in step.state
-    assert "lastError" not in requeue_unattempted(state, QUEUE, NOW).state
+    assert requeue_unattempted(state, QUEUE, NOW).state["lastError"] is None
 
 
 def test_the_hook_never_moves_a_retryable_event_to_failed() -> None:
     """Even with max_retries = 0: the daemon decides when retries run out."""
     none_left = load_config([], {"HOOKCLIENT_QUEUE_MAX_RETRIES": "0"}).queue
     failed = outcome("retryable", 503)
-    by_hook = after_attempt({}, failed, by="hook", first=True, queue=none_left, now=NOW)
-    by_daemon = after_attempt({}, failed, by="daemon", first=True, queue=none_left, now=NOW)
+    by_hook = after_attempt(spooled(), failed, by="hook", first=True, queue=none_left, now=NOW)
+    by_daemon = after_attempt(spooled(), failed, by="daemon", first=True, queue=none_left, now=NOW)
     assert (by_hook.to, by_daemon.to) == ("pending", "failed")

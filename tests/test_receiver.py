@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from starlette.types import Message, Scope
 
 from receiver.app import create_app, sign, signing_key, verify_signature
 from receiver.cli import main
@@ -106,7 +107,10 @@ def client(db: Path) -> Iterator[TestClient]:
 
 def post(client: TestClient, content: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     data = content if isinstance(content, bytes) else body_of(content)
-    return client.post("/hooks", content=data, headers={**AUTH, **(headers or {})})
+    response: httpx.Response = client.post(
+        "/hooks", content=data, headers={**AUTH, **(headers or {})}
+    )
+    return response
 
 
 def table(db: Path, name: str) -> list[dict[str, Any]]:
@@ -438,17 +442,17 @@ def endless_post(db: Path, limit: int, headers: list[tuple[bytes, bytes]]) -> tu
     """POST to /hooks over raw ASGI with a body that never ends: (status, chunks pulled)."""
     app = create_app(db, None, max_body_bytes=limit)
     pulled = 0
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal pulled
         pulled += 1
         return {"type": "http.request", "body": b"x" * 100, "more_body": True}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -556,7 +560,7 @@ def _tampered(raw: bytes) -> tuple[bytes, dict[str, str]]:
     return raw.replace(b"PostToolUse", b"PreToolUse_"), signed_headers(raw)
 
 
-BAD_SIGNATURES = {
+BAD_SIGNATURES: dict[str, Callable[[bytes], tuple[bytes, dict[str, str]]]] = {
     "wrong-secret": lambda raw: (raw, signed_headers(raw, secret="whsec_" + "A" * 32)),
     "tampered-body": _tampered,
     "stale": lambda raw: (raw, signed_headers(raw, age=301)),

@@ -20,6 +20,7 @@ from hookclient.clock import file_stamp
 from hookclient.envelope import uuid7
 from hookclient.errors import CorruptFile, SpoolError, SpoolFull
 from hookclient.spool import Record, Spool, State, file_name, new_state
+from hookclient.spoolstate import Owner, SpoolState
 
 NAME = re.compile(r"^(\d{8}T\d{12}Z)-(?P<rid>[0-9a-f-]{36})\.json$")
 
@@ -34,9 +35,13 @@ def envelope(request_id: str | None = None, **extra: Any) -> dict[str, Any]:
     }
 
 
-def state() -> dict[str, Any]:
+def state() -> SpoolState:
     now = time.time()
     return new_state(now, due=now)
+
+
+def owner(pid: int, by: str = "daemon") -> Owner:
+    return {"pid": pid, "by": by, "claimedAt": "2026-12-01T00:00:00.000000Z"}
 
 
 def mode(path: Path) -> int:
@@ -72,7 +77,7 @@ def umask_zero() -> Iterator[None]:
 @pytest.mark.parametrize("where", [State.PENDING, State.PROCESSING])
 def test_add_writes_a_private_parseable_file(spool: Spool, where: State, umask_zero: None) -> None:
     env = envelope()
-    st = new_state(1000.0, due=1060.0, owner={"pid": 1} if where is State.PROCESSING else None)
+    st = new_state(1000.0, due=1060.0, owner=owner(1) if where is State.PROCESSING else None)
     record = spool.add(env, st, where)
 
     assert record.path.parent == spool.dir(where)
@@ -82,7 +87,7 @@ def test_add_writes_a_private_parseable_file(spool: Spool, where: State, umask_z
     assert mode(record.path) == 0o600
     for s in State:
         assert mode(spool.dir(s)) == 0o700, s
-    assert mode(spool.root) == 0o700
+    assert mode(Path(spool.root)) == 0o700
     assert files(spool, State.TMP) == []
     assert states_holding(spool, record.path.name) == [where]
 
@@ -113,7 +118,7 @@ def test_file_name_refuses_path_like_ids(bad: str) -> None:
 def test_add_refuses_a_path_like_id_without_writing(spool: Spool) -> None:
     with pytest.raises(SpoolError):
         spool.add(envelope("../../escape"), state(), State.PENDING)
-    assert not (spool.root.parent / "escape.json").exists()
+    assert not (Path(spool.root).parent / "escape.json").exists()
     for s in State:
         assert files(spool, s) == []
 
@@ -172,10 +177,10 @@ def test_remove(spool: Spool) -> None:
 
 def test_claim_moves_to_processing_with_the_owner(spool: Spool) -> None:
     record = spool.add(envelope(), state(), State.PENDING)
-    claimed = spool.claim(record, {"pid": 42, "by": "daemon"})
+    claimed = spool.claim(record, owner(42, "daemon"))
     assert claimed is not None
     assert claimed.where is State.PROCESSING
-    assert spool.read(claimed.path).state["owner"] == {"pid": 42, "by": "daemon"}
+    assert spool.read(claimed.path).state["owner"] == owner(42, "daemon")
     assert states_holding(spool, record.path.name) == [State.PROCESSING]
 
 
@@ -183,9 +188,9 @@ def test_second_claim_of_the_same_record_loses(spool: Spool) -> None:
     record = spool.add(envelope(), state(), State.PENDING)
     first = spool.read(record.path)
     second = spool.read(record.path)
-    assert spool.claim(first, {"pid": 1}) is not None
-    assert spool.claim(second, {"pid": 2}) is None
-    assert spool.read(spool.dir(State.PROCESSING) / record.path.name).state["owner"] == {"pid": 1}
+    assert spool.claim(first, owner(1)) is not None
+    assert spool.claim(second, owner(2)) is None
+    assert spool.read(spool.dir(State.PROCESSING) / record.path.name).state["owner"] == owner(1)
 
 
 def test_claim_race_across_threads_has_one_winner(spool: Spool) -> None:
@@ -196,7 +201,7 @@ def test_claim_race_across_threads_has_one_winner(spool: Spool) -> None:
 
     def claim(i: int) -> None:
         barrier.wait()
-        results[i] = spool.claim(copies[i], {"pid": i})
+        results[i] = spool.claim(copies[i], owner(i))
 
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(copies))]
     for t in threads:
@@ -206,8 +211,8 @@ def test_claim_race_across_threads_has_one_winner(spool: Spool) -> None:
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert states_holding(spool, record.path.name) == [State.PROCESSING]
-    owner = spool.read(winners[0].path).state["owner"]
-    assert owner == winners[0].state["owner"]
+    held = spool.read(winners[0].path).state["owner"]
+    assert held == winners[0].state["owner"]
 
 
 # -- reading hostile files -----------------------------------------------------------
@@ -496,7 +501,7 @@ def test_enospc_while_writing_is_spool_full_and_leaves_nothing(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as m:
-        m.setattr(spool_mod.os, "write", no_space)
+        m.setattr(os, "write", no_space)
         with pytest.raises(SpoolFull, match="no space"):
             spool.add(envelope(), state(), State.PENDING)
     assert files(spool, State.TMP) == []

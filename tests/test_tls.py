@@ -78,7 +78,7 @@ def endpoint(url: str, *, verify: bool = True, ca_bundle: Path | None = None) ->
         token_file=None,
         timeout=5.0,
         verify=verify,
-        ca_bundle=ca_bundle,
+        ca_bundle=None if ca_bundle is None else str(ca_bundle),
         signing_secret_env=None,
         token="tls-test-token",
         token_source="test",

@@ -111,7 +111,10 @@ def drained(env: Any) -> bool:
     def empty() -> bool:
         return not any(env.files(state) for state in ("pending", "processing", "pending"))
 
-    return empty() and (time.sleep(0.5) or empty())
+    if not empty():
+        return False
+    time.sleep(0.5)  # and still empty half a second later: nothing was in flight
+    return empty()
 
 
 def spool_ids(spool: Path) -> dict[str, list[str]]:
@@ -181,7 +184,8 @@ def check(
 
 def _check_files(spool: Path, *, allow_corrupt: bool) -> None:
     """Every file in a state directory is a whole, parseable record named for its id."""
-    from hookclient.spool import CorruptFile, Spool
+    from hookclient.errors import CorruptFile
+    from hookclient.spool import Spool
 
     reader = Spool(spool)
     for state in ("pending", "processing", "failed"):

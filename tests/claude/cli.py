@@ -126,10 +126,10 @@ def ensure_claude(environ: dict[str, str] | None = None, *, log: bool = False) -
     """The pinned CLI's executable: ``CLAUDE_BIN``, else the cache, else install it there."""
     env = dict(os.environ) if environ is None else environ
     if env.get("CLAUDE_BIN"):
-        binary = Path(env["CLAUDE_BIN"]).expanduser()
-        if not (binary.is_file() and os.access(binary, os.X_OK)):
-            raise RuntimeError(f"CLAUDE_BIN={binary} is not an executable file")
-        return binary
+        chosen = Path(env["CLAUDE_BIN"]).expanduser()
+        if not (chosen.is_file() and os.access(chosen, os.X_OK)):
+            raise RuntimeError(f"CLAUDE_BIN={chosen} is not an executable file")
+        return chosen
     root = cache_dir(env)
     binary = native_binary(root)
     if binary is None:

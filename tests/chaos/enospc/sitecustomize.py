@@ -15,11 +15,12 @@ _DIR = os.environ.get("CHAOS_ENOSPC_DIR")
 
 if _FLAG and _DIR:
     _open = os.open
+    _flag, _dir = _FLAG, _DIR
 
     def _full_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
-        full = flags & os.O_CREAT and os.path.exists(_FLAG)
+        full = flags & os.O_CREAT and os.path.exists(_flag)
         name = os.path.abspath(os.fsdecode(path))
-        if full and name.startswith(_DIR) and not os.path.exists(name):
+        if full and name.startswith(_dir) and not os.path.exists(name):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         return _open(path, flags, mode, dir_fd=dir_fd)
 
