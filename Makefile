@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hookclient needs Python >= 3.11: set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,receiver]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[dev,receiver,postgres]' --config-settings editable_mode=compat
 	@touch $@
 
 # Bytecode for the hook's modules, as a regular pip install would leave: the hook runs on

@@ -30,7 +30,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from receiver.store import Status, Store
+from receiver.store import ADMIN_ID, Status, Store, User
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -54,8 +54,6 @@ MAX_LIST_LIMIT = 1000
 #: few levels (tool_input); a hostile body nested thousands deep is refused, not parsed
 #: into a structure every later reader would have to recurse through.
 MAX_JSON_DEPTH = 64
-#: Signed requests remembered for replay detection (within SIGNATURE_TOLERANCE_S).
-REPLAY_CACHE_MAX = 100_000
 REDACTED = "[REDACTED]"
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _AUDIT_TEXT_MAX = 200  # claimed ids from refused requests are untrusted: keep them short
@@ -219,6 +217,8 @@ class _Seen:
     request_id: str | None = None
     event: str | None = None
     session_id: str | None = None
+    #: the sender, once the token is known good
+    owner_id: int | None = None
 
     def note(self, doc: Any) -> None:
         """Take the identifying fields a body claims, even if it turns out invalid."""
@@ -233,21 +233,16 @@ def _short(value: Any) -> str | None:
     return value[:_AUDIT_TEXT_MAX] if isinstance(value, str) else None
 
 
-def _bearer_ok(authorization: str, token: bytes) -> bool:
-    scheme, _, presented = authorization.partition(" ")
-    # Starlette decodes header bytes as latin-1, so this gives back the bytes that were sent.
-    presented_bytes = presented.strip().encode("latin-1")
-    return scheme.lower() == "bearer" and hmac.compare_digest(presented_bytes, token)
-
-
-def _check_auth(request: Request, token: bytes | None) -> None:
-    if token is None:
-        return
+def _bearer(request: Request) -> bytes:
+    """The bearer token presented, as the bytes that were sent (401 when there is none)."""
     authorization = request.headers.get("authorization")
     if authorization is None:
         raise Problem(401, "missing Authorization: Bearer token", status=Status.UNAUTHORIZED)
-    if not _bearer_ok(authorization, token):
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer":
         raise Problem(401, "invalid bearer token", status=Status.UNAUTHORIZED)
+    # Starlette decodes header bytes as latin-1, so this gives back the bytes that were sent.
+    return presented.strip().encode("latin-1")
 
 
 def _is_json_type(content_type: str) -> bool:
@@ -324,37 +319,6 @@ def _check_depth(doc: Any, limit: int = MAX_JSON_DEPTH) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
-class _Replays:
-    """Signed requests seen in the last SIGNATURE_TOLERANCE_S seconds, by (webhook-id,
-    webhook-timestamp, webhook-signature).  The same triple again is a captured request
-    replayed; a client's retry is signed anew with its own timestamp.  Bounded: expired
-    entries go first, then the oldest."""
-
-    def __init__(self, window: float = SIGNATURE_TOLERANCE_S, limit: int = REPLAY_CACHE_MAX):
-        self.window = window
-        self.limit = limit
-        self.seen: dict[tuple[str, str, str], float] = {}
-
-    def check_and_add(self, headers: Mapping[str, str], now: float) -> None:
-        key = (
-            headers.get("webhook-id", ""),
-            headers.get("webhook-timestamp", ""),
-            headers.get("webhook-signature", ""),
-        )
-        if key in self.seen and now - self.seen[key] <= 2 * self.window:
-            raise Problem(
-                401,
-                "replayed request: this webhook-id and timestamp were already received",
-                status=Status.UNAUTHORIZED,
-            )
-        if len(self.seen) >= self.limit:
-            cutoff = now - 2 * self.window
-            self.seen = {k: t for k, t in self.seen.items() if t >= cutoff}
-            while len(self.seen) >= self.limit:
-                del self.seen[next(iter(self.seen))]
-        self.seen[key] = now
-
-
 def _recorded_headers(request: Request) -> dict[str, str]:
     """Request headers by lowercase name, repeated ones joined, credentials redacted."""
     headers: dict[str, str] = {}
@@ -390,7 +354,55 @@ class _Receiver:
         self.token = None if token is None else token.encode("utf-8")
         self.max_body_bytes = max_body_bytes
         self.key = key
-        self.replays = _Replays()
+        self.admin = store.user(ADMIN_ID)
+
+    def _who(self, request: Request) -> User:
+        """The user a request comes from: the ``--token-env`` token (compared in constant
+        time) is the built-in admin, any other live token its own user; 401 otherwise.
+        Without authentication (``--no-auth``) everyone is the admin."""
+        if self.token is None:
+            return self.admin
+        presented = _bearer(request)
+        if hmac.compare_digest(presented, self.token):
+            return self.admin
+        try:
+            user = self.store.authenticate(presented.decode("utf-8"))
+        except UnicodeDecodeError:
+            user = None
+        if user is None:
+            raise Problem(401, "invalid bearer token", status=Status.UNAUTHORIZED)
+        return user
+
+    def _owner_filter(self, request: Request, user: User) -> int | None:
+        """Whose rows a read shows: a user's own; an admin's choice (``?owner=NAME``) or all."""
+        name = request.query_params.get("owner")
+        if not user.admin:
+            if name is not None and name != user.name:
+                raise Problem(403, "only an admin may read another user's rows", field="owner")
+            return user.id
+        if name is None:
+            return None
+        owner = self.store.owner_id(name)
+        if owner is None:
+            raise Problem(404, f"no user {name!r}", field="owner")
+        return owner
+
+    def _replayed(self, headers: Mapping[str, str]) -> None:
+        """A signed request seen before (same webhook-id, timestamp and signature) is a
+        captured one replayed: 401.  A client's retry is signed anew with its own timestamp."""
+        timestamp = headers.get("webhook-timestamp", "")
+        if self.store.signature_seen(
+            headers.get("webhook-id", ""),
+            int(timestamp) if _DIGITS.fullmatch(timestamp) else 0,
+            headers.get("webhook-signature", ""),
+            time.time(),
+            SIGNATURE_TOLERANCE_S,
+        ):
+            raise Problem(
+                401,
+                "replayed request: this webhook-id and timestamp were already received",
+                status=Status.UNAUTHORIZED,
+            )
 
     async def hooks(self, request: Request) -> Response:
         seen = _Seen(started=time.perf_counter())
@@ -409,7 +421,7 @@ class _Receiver:
             return JSON({"error": "internal"}, status_code=500)
 
     async def _apply(self, request: Request, seen: _Seen) -> Response:
-        _check_auth(request, self.token)
+        seen.owner_id = self._who(request).id
         _check_content_type(request)
         body = await _read_body(request, self.max_body_bytes)
         if self.key is not None:
@@ -417,7 +429,7 @@ class _Receiver:
                 verify_signature(self.key, request.headers, body)
             except SignatureError as exc:
                 raise Problem(401, str(exc), status=Status.UNAUTHORIZED) from None
-            self.replays.check_and_add(request.headers, time.time())
+            self._replayed(request.headers)
         text, doc = _parse_json(body)
         seen.note(doc)
         _check_depth(doc)
@@ -437,6 +449,7 @@ class _Receiver:
             envelope=text,
             headers=_recorded_headers(request),
             started=seen.started,
+            owner_id=seen.owner_id,
         )
         status = "accepted" if new else "duplicate"
         return JSON({"status": status, "requestId": envelope.request_id})
@@ -450,6 +463,7 @@ class _Receiver:
             event=seen.event,
             session_id=seen.session_id,
             detail=detail,
+            owner_id=seen.owner_id,
         )
 
     async def healthz(self, request: Request) -> Response:
@@ -457,7 +471,7 @@ class _Receiver:
 
     async def events(self, request: Request) -> Response:
         try:
-            _check_auth(request, self.token)
+            owner = self._owner_filter(request, self._who(request))
             query = request.query_params
             limit = _limit(request)
         except Problem as problem:
@@ -468,26 +482,29 @@ class _Receiver:
                 session_id=query.get("session_id"),
                 request_id=query.get("request_id"),
                 limit=limit,
+                owner_id=owner,
             )
         )
         return JSON({"events": rows})
 
     async def audit(self, request: Request) -> Response:
         try:
-            _check_auth(request, self.token)
+            owner = self._owner_filter(request, self._who(request))
             limit = _limit(request)
             status = _status_filter(request.query_params.get("status"))
         except Problem as problem:
             return problem.response()
-        rows = await run_in_threadpool(lambda: self.store.list_audit(status=status, limit=limit))
+        rows = await run_in_threadpool(
+            lambda: self.store.list_audit(status=status, limit=limit, owner_id=owner)
+        )
         return JSON({"audit": rows})
 
     async def stats(self, request: Request) -> Response:
         try:
-            _check_auth(request, self.token)
+            owner = self._owner_filter(request, self._who(request))
         except Problem as problem:
             return problem.response()
-        return JSON(await run_in_threadpool(self.store.stats))
+        return JSON(await run_in_threadpool(lambda: self.store.stats(owner_id=owner)))
 
 
 def _status_filter(raw: str | None) -> str | None:
@@ -500,7 +517,7 @@ def _status_filter(raw: str | None) -> str | None:
 
 
 def create_app(
-    db_path: str | Path,
+    database: str | Path,
     token: str | None,
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
@@ -517,7 +534,7 @@ def create_app(
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be at least 1")
     key = None if signing_secret is None else signing_key(signing_secret)
-    store = Store(db_path)
+    store = Store(database)
     receiver = _Receiver(store, token, max_body_bytes, key)
 
     @asynccontextmanager

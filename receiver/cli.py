@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -34,6 +33,8 @@ from hookclient.term import quiet_on_closed_pipe
 if TYPE_CHECKING:
     import uvicorn
 
+    from receiver.store import Store
+
 __all__ = ["build_parser", "main"]
 
 PROG = "hookclient-receiver"
@@ -45,22 +46,35 @@ EXTRA_HINT = (
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 DESCRIPTION = """\
-Reference webhook receiver for hookclient (Starlette + uvicorn + SQLite).
+The hookclient store: receives hookclient envelopes and keeps them in SQLite or PostgreSQL.
 
-POST /hooks takes hookclient envelopes: Bearer token checked in constant time, each
-requestId applied once (a repeat answers {"status": "duplicate"}), every request audited.
-GET /healthz, /events, /audit and /stats show what arrived (token required for all but
-/healthz). Events live in the SQLite database given by --db (WAL mode; safe to read while
-the receiver runs)."""
+POST /hooks takes hookclient envelopes: Bearer token checked, each requestId applied once
+per sender (a repeat answers {"status": "duplicate"}), every request audited. GET
+/healthz, /events, /audit and /stats show what arrived (token required for all but
+/healthz). The database is --database URL: sqlite:///PATH (the default, receiver.db; WAL
+mode, safe to read while the receiver runs) or postgresql://user:pass@host:port/db, which
+several receiver processes may share. Its schema is migrated forward at start.
+
+Tokens: the --token-env token is the admin's; `token add NAME` makes one per user, and
+each user sees only the rows their token sent."""
 
 EPILOG = """\
-example:
+examples:
   export HOOKCLIENT_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
-  hookclient-receiver --port 8787 --db ./receiver.db
+  hookclient-receiver --port 8787 --database sqlite:///$HOME/hookclient/store.db
   # point hookclient at http://127.0.0.1:8787/hooks with the same HOOKCLIENT_TOKEN, then:
   curl -H "Authorization: Bearer $HOOKCLIENT_TOKEN" http://127.0.0.1:8787/stats
 
-SIGTERM or Ctrl-C stops it cleanly (exit 0)."""
+  hookclient-receiver token add alice --database postgresql://hk@db.internal/hookclient
+  hookclient-receiver migrate --database postgresql://hk@db.internal/hookclient
+
+commands (without one, it serves):
+  migrate              bring the database's schema up to this version, then exit
+  token add NAME       make user NAME and print its token once (--admin: sees everyone's)
+  token list           users: name, admin, created, last used, revoked (never a token)
+  token revoke NAME    refuse NAME's token from now on
+
+SIGTERM or Ctrl-C stops the server cleanly (exit 0)."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -95,18 +109,69 @@ def _positive(text: str) -> int:
     return value
 
 
+def _database_options(default: str | None) -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    where = options.add_mutually_exclusive_group()
+    where.add_argument(
+        "--database",
+        metavar="URL",
+        default=default,
+        help="sqlite:///PATH or postgresql://user:pass@host:port/db "
+        "(default: sqlite:///receiver.db)",
+    )
+    where.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        default=default,
+        help="a SQLite file: the same as --database sqlite:///PATH",
+    )
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (needs the receiver extra: see :func:`main`)."""
     from receiver.app import MAX_BODY_BYTES
 
     parser = argparse.ArgumentParser(
-        prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=_Formatter,
+        parents=[_database_options(None)],
     )
+    # after a command too (`token add NAME --database URL`); SUPPRESS keeps a value given
+    # before the command from being overwritten by the command's own default
+    database = _database_options(argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "migrate",
+        parents=[database],
+        help="migrate the database's schema, then exit",
+        description="Bring the database's schema up to this version of hookclient-receiver "
+        "and exit. Serving does it too, at start; this is for deploys that migrate first.",
+    )
+    token = commands.add_parser(
+        "token", help="users and their tokens", description="Users and their tokens."
+    )
+    tokens = token.add_subparsers(dest="action", metavar="ACTION", required=True)
+    added = tokens.add_parser("add", parents=[database], help="make a user; print its token once")
+    added.add_argument("name", help="the user's name (a person, a laptop, a team)")
+    added.add_argument("--admin", action="store_true", help="the user sees every user's rows")
+    tokens.add_parser("list", parents=[database], help="every user; never a token")
+    revoked = tokens.add_parser(
+        "revoke", parents=[database], help="refuse a user's token from now on"
+    )
+    revoked.add_argument("name")
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on")
     add("--port", type=_port, default=8787, help="port to listen on; 0 picks a free one")
-    add("--db", type=Path, default=Path("receiver.db"), metavar="PATH", help="SQLite file")
-    add("--token-env", default="HOOKCLIENT_TOKEN", metavar="NAME", help="env var with the token")
+    add(
+        "--token-env",
+        default="HOOKCLIENT_TOKEN",
+        metavar="NAME",
+        help="env var with the admin's token",
+    )
     add("--no-auth", action="store_true", help="accept requests without a token (local only)")
     add(
         "--signing-secret-env",
@@ -233,19 +298,98 @@ def _require_extra() -> None:
         raise _Fatal(f"cannot import {package}: {EXTRA_HINT}", 1) from None
 
 
+def _database(args: argparse.Namespace) -> str:
+    return args.database or str(args.db or "receiver.db")
+
+
+@contextmanager
+def _opening(database: str) -> Iterator[None]:
+    """Any failure to open or migrate the database as one line naming it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.database import DatabaseError, safe, url_of
+
+    try:
+        yield
+    except DatabaseError as exc:
+        raise _Fatal(str(exc), 1) from None
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise _Fatal(f"cannot open database {safe(url_of(database))}: {reason}", 1) from None
+
+
+def _open_store(args: argparse.Namespace) -> Store:
+    from receiver.store import Store
+
+    with _opening(_database(args)):
+        return Store(_database(args))
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from receiver.database import connect, migrate, safe, url_of
+
+    database = _database(args)
+    with _opening(database):
+        engine = connect(database)
+        try:
+            before, now = migrate(engine)
+        finally:
+            engine.dispose()
+    where = safe(url_of(database))
+    if before == now:
+        print(f"{where}: schema at version {now}, nothing to do")
+    else:
+        print(f"{where}: schema migrated from version {before or '(none)'} to {now}")
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from receiver.store import UserError
+
+    store = _open_store(args)
+    try:
+        if args.action == "add":
+            token = store.add_user(args.name, admin=args.admin)
+            print(token)
+            print(
+                f"user {args.name}{' (admin)' if args.admin else ''}: the token above is shown "
+                "only now; hookclient sends it from HOOKCLIENT_TOKEN",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            for row in store.list_users():
+                state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "live"
+                print(
+                    f"{row['name']}\t{'admin' if row['admin'] else 'user'}\t"
+                    f"created {row['created_at']}\tlast used {row['last_used_at'] or 'never'}"
+                    f"\t{state}"
+                )
+        else:
+            store.revoke(args.name)
+            print(f"user {args.name}: token revoked; its requests get 401 from now on")
+    except UserError as exc:
+        raise _Fatal(str(exc), 1) from None
+    finally:
+        store.close()
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from receiver.app import create_app
+    from receiver.database import safe, url_of
 
     token = _token(args)
     secret = _signing_secret(args)
+    database = _database(args)
     try:
-        app = create_app(args.db, token, max_body_bytes=args.max_body_bytes, signing_secret=secret)
+        with _opening(database):
+            app = create_app(
+                database, token, max_body_bytes=args.max_body_bytes, signing_secret=secret
+            )
     except ValueError as exc:
         raise _Fatal(str(exc), 2) from None
-    except (sqlite3.Error, OSError) as exc:
-        raise _Fatal(f"cannot open database {args.db}: {exc}", 1) from None
     store = app.state.store
     config = uvicorn.Config(
         app,
@@ -265,7 +409,10 @@ def _serve(args: argparse.Namespace) -> int:
             if args.port_file is not None:
                 _write_port_file(args.port_file, port)
                 wrote_port_file = True
-            print(f"{PROG} listening on {_url(args.host, port)} (db {args.db})", file=sys.stderr)
+            where = safe(url_of(database))
+            print(
+                f"{PROG} listening on {_url(args.host, port)} (database {where})", file=sys.stderr
+            )
             server.run(sockets=[sock])
     finally:
         store.close()
@@ -284,7 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         try:
             _require_extra()
-            return _serve(build_parser().parse_args(argv))
+            args = build_parser().parse_args(argv)
+            if args.command == "migrate":
+                return _migrate(args)
+            if args.command == "token":
+                return _tokens(args)
+            return _serve(args)
         except _Fatal as fatal:
             print(f"{PROG}: {fatal}", file=sys.stderr)
             return fatal.code

@@ -1,62 +1,47 @@
-"""SQLite storage for the reference receiver: the events it applied and an audit of every request.
+"""The store's writes and reads over SQLAlchemy Core: the same queries on SQLite and PostgreSQL.
 
-Why SQLite: the receiver is a demo, a test oracle and a starting point, so it must need no
-server, survive a crash (WAL) and let a test open the same file and read what arrived.
+Why dedup lives in the database: exactly-once effect is the receiver's half of the
+at-least-once contract.  ``INSERT ... ON CONFLICT (owner_id, request_id) DO NOTHING``
+decides "new or seen" inside the database, atomically, in the same transaction as the
+audit row, so two concurrent deliveries of one requestId (two threads, or two receiver
+processes on one PostgreSQL database) can never both be applied, and the audit can
+never disagree with the events table.  The signature replay check is the same kind of
+insert (:meth:`Store.signature_seen`).
 
-Why dedup lives here: exactly-once effect is the receiver's half of the at-least-once
-contract. ``INSERT ... ON CONFLICT(request_id) DO NOTHING`` decides "new or seen" inside
-SQLite, atomically, in the same transaction as the audit row, so two concurrent deliveries
-of one requestId can never both be applied, and the audit can never disagree with the
-events table.
+Users and tokens: a token is stored only as its SHA-256; :meth:`Store.authenticate`
+looks the digest up, so no token is ever compared or kept in the clear.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-import sqlite3
-import stat
-import threading
+import secrets
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Status", "Store", "utc_now"]
+from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    request_id TEXT UNIQUE NOT NULL,
-    event TEXT,
-    session_id TEXT,
-    trace_id TEXT,
-    span_id TEXT,
-    attempt INTEGER,
-    envelope TEXT,
-    headers TEXT,
-    received_at TEXT
-);
-CREATE INDEX IF NOT EXISTS events_event ON events (event);
-CREATE INDEX IF NOT EXISTS events_session_id ON events (session_id);
-CREATE TABLE IF NOT EXISTS webhook_events (
-    id INTEGER PRIMARY KEY,
-    request_id TEXT,
-    event TEXT,
-    session_id TEXT,
-    status TEXT NOT NULL,
-    http_status INTEGER,
-    detail TEXT,
-    received_at TEXT,
-    processing_ms REAL
-);
-CREATE INDEX IF NOT EXISTS webhook_events_status ON webhook_events (status);
-CREATE INDEX IF NOT EXISTS webhook_events_request_id ON webhook_events (request_id);
-"""
+from receiver.database import connect, migrate
+from receiver.schema import events, signatures_seen, users, webhook_events
+
+__all__ = ["ADMIN_ID", "Status", "Store", "User", "UserError", "utc_now"]
+
+#: The built-in admin: the ``--token-env`` token, and every request under ``--no-auth``
+#: (created by the migration that introduced owners).
+ADMIN_ID = 1
+#: last_used_at is written at most this often per user (seconds): not on every request.
+LAST_USED_EVERY = 60.0
 
 _PERCENTILES = (50, 95, 99)
 
@@ -81,10 +66,12 @@ def _elapsed_ms(started: float) -> float:
 
 
 def _text(value: str | None) -> str | None:
-    """Make a string storable: JSON escapes can smuggle in lone surrogates SQLite rejects."""
+    """Make a string storable on both databases: JSON escapes can smuggle in lone
+    surrogates (SQLite and PostgreSQL reject them) and NUL (PostgreSQL text cannot hold
+    it); each becomes U+FFFD or "?", as UTF-8 encoding with "replace" gives."""
     if value is None:
         return None
-    return value.encode("utf-8", "replace").decode("utf-8")
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def _nearest_rank(sorted_values: list[float], pct: int) -> float | None:
@@ -95,54 +82,57 @@ def _nearest_rank(sorted_values: list[float], pct: int) -> float | None:
     return sorted_values[rank - 1]
 
 
-def _make_private(path: Path) -> None:
-    """Create the database file 0600 before SQLite opens it, or narrow an existing one.
+@dataclass(frozen=True)
+class User:
+    """Who a request came from: a token's user, or the built-in admin."""
 
-    It holds prompts, commands and tool output. SQLite creates the file with 0666 minus
-    the umask (0644, usually), and gives the -wal and -shm files the database file's mode,
-    so a private database file makes all three private. Existing -wal/-shm files (left by
-    a crash) are narrowed too. Modes are only ever narrowed, never widened.
-    """
-    if str(path) == ":memory:":
-        return
-    with suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    for name in (str(path), f"{path}-wal", f"{path}-shm"):
-        with suppress(FileNotFoundError, PermissionError):  # not ours to chmod: leave it
-            mode = stat.S_IMODE(os.stat(name).st_mode)
-            if mode & ~0o600:
-                os.chmod(name, mode & 0o600)
+    id: int
+    name: str
+    admin: bool
+
+
+class UserError(ValueError):
+    """A token command that cannot be done: the name is taken, or no such user."""
+
+
+def token_digest(token: str) -> str:
+    """What is stored of a token: the hex SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing`` on both databases."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 class Store:
-    """One SQLite connection shared by all requests, serialised by a lock.
+    """The store's database, migrated to this version on open; thread-safe (a pool).
 
     Every ``started`` argument is a ``time.perf_counter()`` reading taken when the request
     arrived; the audit row's ``processing_ms`` is measured up to its own insert, so it
     includes the store's work.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _make_private(self.path)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
+    def __init__(self, database: str | os.PathLike[str] | Engine) -> None:
+        self.engine = database if isinstance(database, Engine) else connect(database)
         try:
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
+            migrate(self.engine)
         except BaseException:
-            self._conn.close()
+            self.engine.dispose()
             raise
+        self._last_used: dict[int, float] = {}
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, if the store is one."""
+        name = self.engine.url.database
+        return Path(name) if self.engine.dialect.name == "sqlite" and name else None
 
     def close(self) -> None:
-        """Close the connection; safe to call more than once."""
-        with self._lock:
-            self._conn.close()
+        """Close every pooled connection; safe to call more than once."""
+        self.engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -150,17 +140,7 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+    # -- applying and auditing ------------------------------------------------------------
 
     def accept(
         self,
@@ -174,35 +154,50 @@ class Store:
         envelope: str,
         headers: Mapping[str, str],
         started: float,
+        owner_id: int = ADMIN_ID,
     ) -> bool:
-        """Apply an envelope once: True if its requestId is new, False if already stored.
+        """Apply an envelope once per owner: True if its requestId is new, False if stored.
 
         ``envelope`` is the body text as received; ``headers`` should already be redacted.
         The audit row (SUCCESS or DUPLICATE, HTTP 200) is written in the same transaction.
         """
         received_at = utc_now()
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO events (request_id, event, session_id, trace_id, span_id,"
-                " attempt, envelope, headers, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(request_id) DO NOTHING",
-                (
-                    request_id,
-                    _text(event),
-                    _text(session_id),
-                    trace_id,
-                    span_id,
-                    attempt,
-                    envelope,
-                    json.dumps(dict(headers)),
-                    received_at,
-                ),
+        row = {
+            "owner_id": owner_id,
+            "request_id": request_id,
+            "event": _text(event),
+            "session_id": _text(session_id),
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "attempt": attempt,
+            "envelope": _text(envelope),
+            "headers": json.dumps(dict(headers)),
+            "received_at": received_at,
+        }
+        with self.engine.begin() as conn:
+            insert = _insert(conn, events).values(row)
+            # RETURNING says whether a row went in on both databases (rowcount does not:
+            # psycopg reports none for an INSERT that returns nothing)
+            new = (
+                conn.execute(
+                    insert.on_conflict_do_nothing(
+                        index_elements=["owner_id", "request_id"]
+                    ).returning(events.c.id)
+                ).first()
+                is not None
             )
-            new = cursor.rowcount == 1
             status = Status.SUCCESS if new else Status.DUPLICATE
-            self._insert_audit(
-                conn, status, 200, request_id, event, session_id, None, received_at, started
+            _insert_audit(
+                conn,
+                status,
+                200,
+                request_id,
+                event,
+                session_id,
+                None,
+                received_at,
+                started,
+                owner_id,
             )
         return new
 
@@ -216,10 +211,11 @@ class Store:
         event: str | None = None,
         session_id: str | None = None,
         detail: str | None = None,
+        owner_id: int | None = None,
     ) -> None:
         """Record a request that was not applied (INVALID, UNAUTHORIZED, ERROR)."""
-        with self._transaction() as conn:
-            self._insert_audit(
+        with self.engine.begin() as conn:
+            _insert_audit(
                 conn,
                 Status(status),
                 http_status,
@@ -229,38 +225,115 @@ class Store:
                 detail,
                 utc_now(),
                 started,
+                owner_id,
             )
 
-    @staticmethod
-    def _insert_audit(
-        conn: sqlite3.Connection,
-        status: Status,
-        http_status: int,
-        request_id: str | None,
-        event: str | None,
-        session_id: str | None,
-        detail: str | None,
-        received_at: str,
-        started: float,
-    ) -> None:
-        conn.execute(
-            "INSERT INTO webhook_events (request_id, event, session_id, status, http_status,"
-            " detail, received_at, processing_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                _text(request_id),
-                _text(event),
-                _text(session_id),
-                status.value,
-                http_status,
-                _text(detail),
-                received_at,
-                _elapsed_ms(started),
-            ),
-        )
+    def signature_seen(
+        self, webhook_id: str, timestamp: int, signature: str, now: float, window: float
+    ) -> bool:
+        """Record a signed request; True if the same one was recorded before (a replay).
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        Rows older than ``2 * window`` are purged as new ones arrive: a request that old is
+        refused by its timestamp before it gets here.
+        """
+        key = {
+            "webhook_id": webhook_id[:200],
+            "timestamp": timestamp,
+            "signature_sha256": hashlib.sha256(signature.encode("utf-8")).hexdigest(),
+            "seen_at": now,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(
+                signatures_seen.delete().where(signatures_seen.c.seen_at < now - 2 * window)
+            )
+            insert = _insert(conn, signatures_seen).values(key).on_conflict_do_nothing()
+            return conn.execute(insert.returning(signatures_seen.c.seen_at)).first() is None
+
+    # -- users and tokens ---------------------------------------------------------------
+
+    def add_user(self, name: str, *, admin: bool = False) -> str:
+        """Create user ``name`` and return its new token (shown once; only its digest is kept)."""
+        token = secrets.token_urlsafe(32)
+        row = {
+            "name": name,
+            "admin": admin,
+            "token_sha256": token_digest(token),
+            "created_at": utc_now(),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(users.insert().values(row))
+        except IntegrityError:
+            raise UserError(
+                f"a user named {name!r} exists already "
+                f"(token revoke {name}, or choose another name)"
+            ) from None
+        return token
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user: name, admin, created, last used, revoked; never a token or digest."""
+        columns = (
+            users.c.name,
+            users.c.admin,
+            users.c.created_at,
+            users.c.last_used_at,
+            users.c.revoked_at,
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*columns).order_by(users.c.id)).mappings()
+            return [dict(row) for row in rows]
+
+    def revoke(self, name: str) -> None:
+        """Refuse ``name``'s token from now on (its rows stay, still owned by it)."""
+        if name == "admin":
+            raise UserError(
+                "the built-in admin has no stored token: change or unset --token-env instead"
+            )
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(users)
+                .where(users.c.name == name, users.c.revoked_at.is_(None))
+                .values(revoked_at=utc_now(), token_sha256=None)
+            )
+        if done.rowcount == 0:
+            raise UserError(
+                f"no user {name!r} with a live token (see: hookclient-receiver token list)"
+            )
+
+    def user(self, user_id: int) -> User:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.id, users.c.name, users.c.admin).where(users.c.id == user_id)
+            ).one()
+        return User(row.id, row.name, bool(row.admin))
+
+    def authenticate(self, token: str) -> User | None:
+        """The user whose live token this is, or None."""
+        digest = token_digest(token)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.id, users.c.name, users.c.admin).where(
+                    users.c.token_sha256 == digest, users.c.revoked_at.is_(None)
+                )
+            ).first()
+        if row is None:
+            return None
+        self._touch(row.id)
+        return User(row.id, row.name, bool(row.admin))
+
+    def _touch(self, user_id: int) -> None:
+        now = time.monotonic()
+        if now - self._last_used.get(user_id, -math.inf) < LAST_USED_EVERY:
+            return
+        self._last_used[user_id] = now
+        with self.engine.begin() as conn:
+            conn.execute(update(users).where(users.c.id == user_id).values(last_used_at=utc_now()))
+
+    def owner_id(self, name: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
+
+    # -- reading ------------------------------------------------------------------------
 
     def list_events(
         self,
@@ -268,45 +341,82 @@ class Store:
         session_id: str | None = None,
         request_id: str | None = None,
         limit: int = 100,
+        owner_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored events, newest first, with ``envelope`` and ``headers`` parsed back."""
-        where, params = _where(event=event, session_id=session_id, request_id=request_id)
-        sql = f"SELECT * FROM events{where} ORDER BY id DESC LIMIT ?"  # noqa: S608 -- fixed columns
-        result = []
-        for row in self._query(sql, (*params, limit)):
-            item = dict(row)
+        """Stored events, newest first, with ``envelope`` and ``headers`` parsed back;
+        ``owner_id`` None means everyone's."""
+        query = select(events).order_by(events.c.id.desc()).limit(limit)
+        for column, value in (
+            ("event", event),
+            ("session_id", session_id),
+            ("request_id", request_id),
+            ("owner_id", owner_id),
+        ):
+            if value is not None:
+                query = query.where(events.c[column] == value)
+        with self.engine.connect() as conn:
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+        for item in rows:
             item["envelope"] = json.loads(item["envelope"])
             item["headers"] = json.loads(item["headers"])
-            result.append(item)
-        return result
+        return rows
 
-    def list_audit(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Audit rows, newest first."""
-        where, params = _where(status=status)
-        sql = f"SELECT * FROM webhook_events{where} ORDER BY id DESC LIMIT ?"  # noqa: S608 -- fixed columns
-        return [dict(row) for row in self._query(sql, (*params, limit))]
+    def list_audit(
+        self, status: str | None = None, limit: int = 100, owner_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Audit rows, newest first; ``owner_id`` None means everyone's."""
+        query = select(webhook_events).order_by(webhook_events.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(webhook_events.c.status == status)
+        if owner_id is not None:
+            query = query.where(webhook_events.c.owner_id == owner_id)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, owner_id: int | None = None) -> dict[str, Any]:
         """Counts by status (all five, zeros included), stored events, latency percentiles."""
+        audit, stored = webhook_events, events
+        mine_a = [] if owner_id is None else [audit.c.owner_id == owner_id]
+        mine_e = [] if owner_id is None else [stored.c.owner_id == owner_id]
         counts: dict[str, int] = {status.value: 0 for status in Status}
-        for row in self._query("SELECT status, COUNT(*) FROM webhook_events GROUP BY status"):
-            counts[row[0]] = row[1]
-        total = self._query("SELECT COUNT(*) FROM events")[0][0]
-        values = [
-            row[0]
-            for row in self._query(
-                "SELECT processing_ms FROM webhook_events"
-                " WHERE processing_ms IS NOT NULL ORDER BY processing_ms"
+        with self.engine.connect() as conn:
+            by_status = select(audit.c.status, func.count()).where(*mine_a).group_by(audit.c.status)
+            for status, count in conn.execute(by_status):
+                counts[status] = count
+            total = conn.execute(select(func.count()).select_from(stored).where(*mine_e)).scalar()
+            values = list(
+                conn.execute(
+                    select(audit.c.processing_ms)
+                    .where(audit.c.processing_ms.is_not(None), *mine_a)
+                    .order_by(audit.c.processing_ms)
+                ).scalars()
             )
-        ]
         percentiles = {f"p{pct}": _nearest_rank(values, pct) for pct in _PERCENTILES}
-        return {"counts": counts, "events": total, "processing_ms": percentiles}
+        return {"counts": counts, "events": total or 0, "processing_ms": percentiles}
 
 
-def _where(**filters: str | None) -> tuple[str, tuple[str, ...]]:
-    """A WHERE clause over the given fixed column names, for the filters that are set."""
-    used = {column: value for column, value in filters.items() if value is not None}
-    if not used:
-        return "", ()
-    clause = " AND ".join(f"{column} = ?" for column in used)
-    return f" WHERE {clause}", tuple(used.values())
+def _insert_audit(
+    conn: Connection,
+    status: Status,
+    http_status: int,
+    request_id: str | None,
+    event: str | None,
+    session_id: str | None,
+    detail: str | None,
+    received_at: str,
+    started: float,
+    owner_id: int | None,
+) -> None:
+    conn.execute(
+        webhook_events.insert().values(
+            owner_id=owner_id,
+            request_id=_text(request_id),
+            event=_text(event),
+            session_id=_text(session_id),
+            status=status.value,
+            http_status=http_status,
+            detail=_text(detail),
+            received_at=received_at,
+            processing_ms=_elapsed_ms(started),
+        )
+    )

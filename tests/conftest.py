@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.pg import postgres_server as postgres_server  # the fixture, for every test module
+
 BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "test-token-5f0c9a"  # a unique string: tests grep files and output for it
@@ -95,12 +97,15 @@ class Receiver:
         return self.proc.returncode
 
 
-def start_receiver(tmp_path: Path, *, token: str | None = TOKEN, name: str = "rx") -> Receiver:
+def start_receiver(
+    tmp_path: Path, *, token: str | None = TOKEN, name: str = "rx", database: str | None = None
+) -> Receiver:
+    """A receiver process on its own SQLite file, or on ``database`` (a URL) when given."""
     port_file = tmp_path / f"{name}.port"
     db = tmp_path / f"{name}.db"
     env = {**os.environ, "HOOKCLIENT_TOKEN": token or ""}
     args = [str(BIN / "hookclient-receiver"), "--port", "0", "--port-file", str(port_file)]
-    args += ["--db", str(db)] + ([] if token else ["--no-auth"])
+    args += ["--database", database or f"sqlite:///{db}"] + ([] if token else ["--no-auth"])
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def ready() -> int | None:

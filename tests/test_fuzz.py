@@ -169,7 +169,7 @@ def test_any_request_body_gets_a_4xx_or_200_never_a_500(
     from tests.test_receiver import AUTH, running
 
     db = tmp_path / "fuzz.db"
-    with running(db, max_body_bytes=1024) as client:
+    with running(str(db), max_body_bytes=1024) as client:
         headers = {**AUTH, **({"Content-Type": content_type} if content_type else {})}
         response = client.post("/hooks", content=body, headers=headers)
         audit = client.get("/audit", headers=AUTH).json()["audit"]

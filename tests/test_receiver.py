@@ -1,7 +1,8 @@
-"""The reference receiver: every answer the contract names, what lands in SQLite, one real run.
+"""The receiver: every answer the contract names, what lands in the database, one real run.
 
-Route behaviour goes through Starlette's TestClient against a fresh database per test; the
-database is then read with plain sqlite3, so the tests check what was stored, not what the
+Route behaviour goes through Starlette's TestClient against a fresh database per test, on
+SQLite and on a real PostgreSQL server (tests/pg.py) alike; the database is then read with
+a connection of the test's own, so the tests check what was stored, not what the
 receiver says it stored. Signatures are computed here with hmac + base64, independently
 of the receiver's helpers, and the helpers are checked against the Standard Webhooks vector.
 """
@@ -31,11 +32,15 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from sqlalchemy import create_engine
 from starlette.types import Message, Scope
 
 from receiver.app import create_app, sign, signing_key, verify_signature
 from receiver.cli import main
+from receiver.database import url_of
+from receiver.schema import webhook_events
 from receiver.store import Status, Store
+from tests.pg import Server
 
 with warnings.catch_warnings():
     # Starlette 1.x's TestClient prefers httpx2 and warns once when it falls back to httpx,
@@ -88,19 +93,29 @@ def body_of(doc: Any) -> bytes:
 
 
 @contextmanager
-def running(db: Path, token: str | None = TOKEN, **options: Any) -> Iterator[TestClient]:
+def running(db: str, token: str | None = TOKEN, **options: Any) -> Iterator[TestClient]:
     """A TestClient on a fresh app; leaving it runs the lifespan, which closes the store."""
     with TestClient(create_app(db, token, **options)) as client:
         yield client
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database: a SQLite file's path, or a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "rx.db")
+    server: Server = request.getfixturevalue("postgres_server")
+    return server.fresh_database()
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def sqlite_db(tmp_path: Path) -> Path:
+    """A SQLite file, for what only SQLite has (file modes, WAL files, a second writer)."""
     return tmp_path / "rx.db"
 
 
 @pytest.fixture
-def client(db: Path) -> Iterator[TestClient]:
+def client(db: str) -> Iterator[TestClient]:
     with running(db) as test_client:
         yield test_client
 
@@ -113,13 +128,18 @@ def post(client: TestClient, content: Any, headers: dict[str, str] | None = None
     return response
 
 
-def table(db: Path, name: str) -> list[dict[str, Any]]:
-    with closing(sqlite3.connect(db)) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(row) for row in conn.execute(f"SELECT * FROM {name} ORDER BY id")]  # noqa: S608
+def table(db: str | Path, name: str) -> list[dict[str, Any]]:
+    """Every row of table ``name``, oldest first, read through a connection of our own."""
+    engine = create_engine(url_of(db))
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(f"SELECT * FROM {name} ORDER BY id")  # noqa: S608
+            return [dict(row) for row in rows.mappings()]
+    finally:
+        engine.dispose()
 
 
-def statuses(db: Path) -> list[tuple[str, int]]:
+def statuses(db: str | Path) -> list[tuple[str, int]]:
     return [(row["status"], row["http_status"]) for row in table(db, "webhook_events")]
 
 
@@ -148,7 +168,7 @@ def test_healthz_needs_no_token(client: TestClient) -> None:
 
 
 def test_new_event_is_stored_verbatim_with_headers_and_token_redacted(
-    client: TestClient, db: Path
+    client: TestClient, db: str
 ) -> None:
     doc = envelope(payloadRaw="kept as sent")
     raw = json.dumps(doc, indent=1).encode()  # unusual spacing must survive byte for byte
@@ -195,7 +215,7 @@ def test_new_event_is_stored_verbatim_with_headers_and_token_redacted(
     ids=["null-session", "null-payload", "array-payload", "raw-payload"],
 )
 def test_envelope_variants_the_hook_sends_are_accepted(
-    client: TestClient, db: Path, changes: dict[str, Any]
+    client: TestClient, db: str, changes: dict[str, Any]
 ) -> None:
     doc = envelope(**changes)
     assert post(client, doc).json()["status"] == "accepted"
@@ -204,7 +224,7 @@ def test_envelope_variants_the_hook_sends_are_accepted(
     assert row["attempt"] is None  # no X-Hook-Attempt header
 
 
-def test_lone_surrogate_in_event_is_still_stored(client: TestClient, db: Path) -> None:
+def test_lone_surrogate_in_event_is_still_stored(client: TestClient, db: str) -> None:
     raw = body_of(envelope(event="Post\ud800Tool"))  # json.dumps escapes it as \\ud800
     assert post(client, raw).json()["status"] == "accepted"
     [row] = table(db, "events")
@@ -213,7 +233,7 @@ def test_lone_surrogate_in_event_is_still_stored(client: TestClient, db: Path) -
     assert listed["envelope"]["event"] == "Post\ud800Tool"
 
 
-def test_same_request_id_twice_is_applied_once(client: TestClient, db: Path) -> None:
+def test_same_request_id_twice_is_applied_once(client: TestClient, db: str) -> None:
     doc = envelope()
     first, second = post(client, doc), post(client, doc, {"X-Hook-Attempt": "2"})
 
@@ -236,7 +256,7 @@ def test_same_request_id_twice_is_applied_once(client: TestClient, db: Path) -> 
     ids=["missing", "wrong", "prefix", "longer", "basic-scheme", "no-scheme"],
 )
 def test_missing_or_wrong_token_is_401_and_audited(
-    client: TestClient, db: Path, authorization: str | None
+    client: TestClient, db: str, authorization: str | None
 ) -> None:
     doc = envelope()
     headers = {"X-Request-Id": doc["requestId"]}
@@ -272,7 +292,7 @@ def test_bearer_scheme_is_case_insensitive(client: TestClient) -> None:
     ],
     ids=["empty", "truncated", "text", "binary", "utf-16", "nan", "deep"],
 )
-def test_body_that_is_not_utf8_json_is_400(client: TestClient, db: Path, raw: bytes) -> None:
+def test_body_that_is_not_utf8_json_is_400(client: TestClient, db: str, raw: bytes) -> None:
     response = post(client, raw)
 
     assert response.status_code == 400
@@ -294,7 +314,7 @@ def test_body_that_is_not_utf8_json_is_400(client: TestClient, db: Path, raw: by
     ],
 )
 def test_a_body_sent_as_another_content_type_is_415_and_audited(
-    client: TestClient, db: Path, content_type: str
+    client: TestClient, db: str, content_type: str
 ) -> None:
     doc = envelope()  # a valid envelope: only the declared type is wrong
     headers = {"Content-Type": content_type, "X-Request-Id": doc["requestId"]}
@@ -322,7 +342,7 @@ def test_a_body_sent_as_another_content_type_is_415_and_audited(
     ],
 )
 def test_json_content_types_with_parameters_are_accepted(
-    client: TestClient, db: Path, content_type: str
+    client: TestClient, db: str, content_type: str
 ) -> None:
     response = post(client, envelope(), {"Content-Type": content_type})
 
@@ -330,7 +350,7 @@ def test_json_content_types_with_parameters_are_accepted(
     assert statuses(db) == [("SUCCESS", 200)]
 
 
-def test_the_token_is_checked_before_the_content_type(client: TestClient, db: Path) -> None:
+def test_the_token_is_checked_before_the_content_type(client: TestClient, db: str) -> None:
     headers = {"Authorization": "Bearer wrong", "Content-Type": "text/plain"}
     response = client.post("/hooks", content=body_of(envelope()), headers=headers)
     assert response.status_code == 401
@@ -375,7 +395,7 @@ INVALID_ENVELOPES: list[tuple[str, Any]] = [
 
 @pytest.mark.parametrize(("field", "doc"), INVALID_ENVELOPES)
 def test_invalid_envelope_is_422_naming_the_field(
-    client: TestClient, db: Path, field: str, doc: Any
+    client: TestClient, db: str, field: str, doc: Any
 ) -> None:
     response = post(client, doc)
 
@@ -389,7 +409,7 @@ def test_invalid_envelope_is_422_naming_the_field(
     assert field in audit["detail"] or field == "$"
 
 
-def test_invalid_envelope_audit_keeps_what_it_claimed(client: TestClient, db: Path) -> None:
+def test_invalid_envelope_audit_keeps_what_it_claimed(client: TestClient, db: str) -> None:
     doc = envelope(spanId="0" * 16, event="Stop", sessionId="s-9")
     post(client, doc)
     [audit] = table(db, "webhook_events")
@@ -403,7 +423,7 @@ def test_invalid_envelope_audit_keeps_what_it_claimed(client: TestClient, db: Pa
 # --- size limit ---------------------------------------------------------------------------
 
 
-def test_body_over_the_limit_by_content_length_is_413(db: Path) -> None:
+def test_body_over_the_limit_by_content_length_is_413(db: str) -> None:
     with running(db, max_body_bytes=100) as client:
         over = post(client, b" " * 101)
         at_limit = post(client, b" " * 100)  # passes the size check, then is not JSON
@@ -414,7 +434,7 @@ def test_body_over_the_limit_by_content_length_is_413(db: Path) -> None:
     assert statuses(db) == [("INVALID", 413), ("INVALID", 400)]
 
 
-def test_streamed_body_without_length_is_counted_and_413(db: Path) -> None:
+def test_streamed_body_without_length_is_counted_and_413(db: str) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(10):
             yield b"x" * 50
@@ -428,7 +448,7 @@ def test_streamed_body_without_length_is_counted_and_413(db: Path) -> None:
     assert statuses(db) == [("INVALID", 413)]
 
 
-def test_lying_content_length_cannot_get_a_big_body_in(db: Path) -> None:
+def test_lying_content_length_cannot_get_a_big_body_in(db: str) -> None:
     with running(db, max_body_bytes=300) as client:
         headers = {**AUTH, "Content-Length": "10"}
         response = client.post("/hooks", content=b"x" * 1000, headers=headers)
@@ -438,7 +458,7 @@ def test_lying_content_length_cannot_get_a_big_body_in(db: Path) -> None:
     assert statuses(db) == [("INVALID", 413)]
 
 
-def endless_post(db: Path, limit: int, headers: list[tuple[bytes, bytes]]) -> tuple[int, int]:
+def endless_post(db: str, limit: int, headers: list[tuple[bytes, bytes]]) -> tuple[int, int]:
     """POST to /hooks over raw ASGI with a body that never ends: (status, chunks pulled)."""
     app = create_app(db, None, max_body_bytes=limit)
     pulled = 0
@@ -473,12 +493,12 @@ def endless_post(db: Path, limit: int, headers: list[tuple[bytes, bytes]]) -> tu
     return sent[0]["status"], pulled
 
 
-def test_endless_body_is_cut_off_right_after_the_limit(db: Path) -> None:
+def test_endless_body_is_cut_off_right_after_the_limit(db: str) -> None:
     assert endless_post(db, 1000, []) == (413, 11)  # 1100 bytes > 1000: not one chunk more
     assert statuses(db) == [("INVALID", 413)]
 
 
-def test_declared_length_over_the_limit_is_refused_before_reading(db: Path) -> None:
+def test_declared_length_over_the_limit_is_refused_before_reading(db: str) -> None:
     assert endless_post(db, 1000, [(b"content-length", b"1001")]) == (413, 0)
     assert statuses(db) == [("INVALID", 413)]
 
@@ -487,7 +507,7 @@ def test_declared_length_over_the_limit_is_refused_before_reading(db: Path) -> N
 
 
 def test_unexpected_failure_is_500_and_audited(
-    db: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(**_: Any) -> bool:
         raise RuntimeError("disk on fire")
@@ -531,7 +551,7 @@ def test_signing_key_forms() -> None:
             signing_key(bad)
 
 
-def test_correctly_signed_request_is_accepted(db: Path) -> None:
+def test_correctly_signed_request_is_accepted(db: str) -> None:
     raw = body_of(envelope())
     headers = signed_headers(raw)
     headers["webhook-signature"] = "v1,c29tZXRoaW5nIGVsc2U= " + headers["webhook-signature"]
@@ -543,7 +563,7 @@ def test_correctly_signed_request_is_accepted(db: Path) -> None:
     assert json.loads(row["headers"])["webhook-signature"] == headers["webhook-signature"]
 
 
-def test_raw_utf8_secret_signs_too(db: Path) -> None:
+def test_raw_utf8_secret_signs_too(db: str) -> None:
     raw = body_of(envelope())
     msg_id, timestamp = "msg_raw", int(time.time())
     mac = hmac.new(b"plain secret", f"{msg_id}.{timestamp}.".encode() + raw, hashlib.sha256)
@@ -578,7 +598,7 @@ BAD_SIGNATURES: dict[str, Callable[[bytes], tuple[bytes, dict[str, str]]]] = {
 
 
 @pytest.mark.parametrize("case", BAD_SIGNATURES)
-def test_bad_signature_is_401_and_audited(db: Path, case: str) -> None:
+def test_bad_signature_is_401_and_audited(db: str, case: str) -> None:
     raw, headers = BAD_SIGNATURES[case](body_of(envelope()))
     with running(db, signing_secret=VECTOR_SECRET) as client:
         response = post(client, raw, headers)
@@ -589,7 +609,7 @@ def test_bad_signature_is_401_and_audited(db: Path, case: str) -> None:
     assert statuses(db) == [("UNAUTHORIZED", 401)]
 
 
-def test_a_replayed_signed_request_is_401_with_no_row(db: Path) -> None:
+def test_a_replayed_signed_request_is_401_with_no_row(db: str) -> None:
     """The same webhook-id, timestamp and signature again, within the 5 min window: an
     attacker replaying a captured request. A retry of the same event is signed anew
     (its own timestamp) and is a 200 duplicate instead."""
@@ -612,7 +632,7 @@ def test_a_replayed_signed_request_is_401_with_no_row(db: Path) -> None:
 
 @pytest.mark.parametrize("depth", [65, 500, 5000])
 def test_json_nested_past_the_depth_limit_is_400_with_no_row(
-    client: TestClient, db: Path, depth: int
+    client: TestClient, db: str, depth: int
 ) -> None:
     doc = envelope()
     raw = body_of(doc)[:-1] + b', "deep": ' + b"[" * depth + b"]" * depth + b"}"
@@ -623,7 +643,7 @@ def test_json_nested_past_the_depth_limit_is_400_with_no_row(
     assert statuses(db) == [("INVALID", 400)]
 
 
-def test_json_nested_within_the_limit_is_accepted(client: TestClient, db: Path) -> None:
+def test_json_nested_within_the_limit_is_accepted(client: TestClient, db: str) -> None:
     doc = envelope()
     doc["payload"] = {"tool_input": json.loads("[" * 60 + "]" * 60)}
     assert post(client, doc).json()["status"] == "accepted"
@@ -674,7 +694,7 @@ def test_read_endpoints_need_the_token(client: TestClient, path: str) -> None:
     assert client.get(path, headers=AUTH).status_code == 200
 
 
-def test_read_endpoints_are_open_without_a_token(db: Path) -> None:
+def test_read_endpoints_are_open_without_a_token(db: str) -> None:
     with running(db, token=None) as client:
         assert client.post("/hooks", content=body_of(envelope())).status_code == 200
         assert len(client.get("/events").json()["events"]) == 1
@@ -741,21 +761,25 @@ def test_stats_count_every_outcome(client: TestClient) -> None:
     ids=["1..100", "10..1", "one", "two", "five"],
 )
 def test_stats_percentiles_are_nearest_rank(
-    db: Path, values: list[int], expected: tuple[float, float, float]
+    db: str, values: list[int], expected: tuple[float, float, float]
 ) -> None:
     with Store(db) as store:
-        with closing(sqlite3.connect(db)) as conn:  # a second writer, as a test would be
-            conn.executemany(
-                "INSERT INTO webhook_events (status, http_status, processing_ms) VALUES (?, ?, ?)",
-                [(Status.SUCCESS.value, 200, float(v)) for v in values],
+        writer = create_engine(url_of(db))  # a second writer, as a test would be
+        with writer.begin() as conn:
+            conn.execute(
+                webhook_events.insert(),
+                [
+                    {"status": Status.SUCCESS.value, "http_status": 200, "processing_ms": float(v)}
+                    for v in values
+                ],
             )
-            conn.commit()
+        writer.dispose()
         percentiles = store.stats()["processing_ms"]
 
     assert (percentiles["p50"], percentiles["p95"], percentiles["p99"]) == expected
 
 
-def test_store_dedup_holds_under_concurrent_accepts(db: Path) -> None:
+def test_store_dedup_holds_under_concurrent_accepts(db: str) -> None:
     """Threads on two connections (as two processes would be) race one requestId:
     exactly one wins, and every attempt is audited."""
     doc = envelope()
@@ -789,7 +813,7 @@ def test_store_dedup_holds_under_concurrent_accepts(db: Path) -> None:
     assert stats["counts"]["SUCCESS"] == 1 and stats["counts"]["DUPLICATE"] == 15
 
 
-def test_create_app_refuses_an_empty_token(db: Path) -> None:
+def test_create_app_refuses_an_empty_token(db: str) -> None:
     with pytest.raises(ValueError, match="empty"):
         create_app(db, "")
 
@@ -809,8 +833,9 @@ def db_modes(db: Path) -> dict[str, int]:
 
 
 @pytest.mark.usefixtures("umask_022")
-def test_a_new_database_and_its_wal_files_are_0600(db: Path) -> None:
-    with running(db) as client:
+def test_a_new_database_and_its_wal_files_are_0600(sqlite_db: Path) -> None:
+    db = sqlite_db
+    with running(str(db)) as client:
         assert post(client, envelope()).status_code == 200
         assert post(client, b"not json").status_code == 400  # an audit-only write too
         modes = db_modes(db)  # while it runs: -wal and -shm go when the last one closes
@@ -818,11 +843,12 @@ def test_a_new_database_and_its_wal_files_are_0600(db: Path) -> None:
 
 
 @pytest.mark.usefixtures("umask_022")
-def test_an_existing_world_readable_database_is_narrowed_to_0600(db: Path) -> None:
+def test_an_existing_world_readable_database_is_narrowed_to_0600(sqlite_db: Path) -> None:
+    db = sqlite_db
     with closing(sqlite3.connect(db)) as conn:
         conn.execute("CREATE TABLE before (x)")
     os.chmod(db, 0o644)
-    with running(db) as client:
+    with running(str(db)) as client:
         assert post(client, envelope()).status_code == 200
         modes = db_modes(db)
     assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
@@ -896,7 +922,7 @@ def test_real_process_accepts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
     assert proc.returncode == 0, err
     assert out == b""
     assert err.decode().splitlines() == [
-        f"hookclient-receiver listening on http://127.0.0.1:{port} (db {rx_db})"
+        f"hookclient-receiver listening on http://127.0.0.1:{port} (database sqlite:///{rx_db})"
     ]
     assert TOKEN.encode() not in err
     assert not port_file.exists()  # removed on the way out
@@ -938,5 +964,14 @@ def test_help_explains_and_gives_an_example(capsys: pytest.CaptureFixture[str]) 
         main(["--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    for expected in ("--port-file", "--no-auth", "--token-env", "example:", "POST /hooks"):
+    for expected in (
+        "--port-file",
+        "--no-auth",
+        "--token-env",
+        "--database URL",
+        "examples:",
+        "POST /hooks",
+        "token add NAME",
+        "migrate",
+    ):
         assert expected in text

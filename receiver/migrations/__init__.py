@@ -1,0 +1,1 @@
+"""The store's schema versions, applied by Alembic (``hookclient-receiver migrate``)."""

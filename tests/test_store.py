@@ -1,0 +1,291 @@
+"""The store's database: migrations, users and tokens, ownership, and dedup that holds
+across processes; on SQLite and on a real PostgreSQL server alike (tests/pg.py)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from receiver.app import create_app
+from receiver.database import connect, head_version, migrate, url_of
+from receiver.store import ADMIN_ID, Store, token_digest
+from tests.conftest import start_receiver
+from tests.pg import Server
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", UserWarning)
+    from starlette.testclient import TestClient
+
+ADMIN_TOKEN = "store-admin-token-31c9"
+SCRIPT = [sys.executable, "-m", "receiver.cli"]
+
+#: The schema the receiver created before its database was versioned (a675aec).
+LEGACY_SCHEMA = """
+CREATE TABLE events (id INTEGER PRIMARY KEY, request_id TEXT UNIQUE NOT NULL, event TEXT,
+    session_id TEXT, trace_id TEXT, span_id TEXT, attempt INTEGER, envelope TEXT,
+    headers TEXT, received_at TEXT);
+CREATE INDEX events_event ON events (event);
+CREATE INDEX events_session_id ON events (session_id);
+CREATE TABLE webhook_events (id INTEGER PRIMARY KEY, request_id TEXT, event TEXT,
+    session_id TEXT, status TEXT NOT NULL, http_status INTEGER, detail TEXT,
+    received_at TEXT, processing_ms REAL);
+"""
+
+
+def envelope(request_id: str | None = None) -> dict[str, Any]:
+    return {
+        "schemaVersion": 1,
+        "requestId": request_id or str(uuid.uuid4()),
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "spanId": "00f067aa0ba902b7",
+        "event": "Stop",
+        "sessionId": "s-1",
+        "timestamp": "2026-12-02T10:00:00.000Z",
+        "source": {"host": "h", "user": "u", "cwd": "/", "pid": 1, "client": "hookclient/0.1.0"},
+        "payload": {"hook_event_name": "Stop"},
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server: Server = request.getfixturevalue("postgres_server")
+    return server.fresh_database()
+
+
+def rows(db: str, sql: str) -> list[dict[str, Any]]:
+    engine = create_engine(url_of(db))
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(text(sql)).mappings()]
+    finally:
+        engine.dispose()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SCRIPT, *args], capture_output=True, text=True, timeout=120)
+
+
+@contextmanager
+def app(db: str) -> Iterator[TestClient]:
+    with TestClient(create_app(db, ADMIN_TOKEN)) as client:
+        yield client
+
+
+def post(client: TestClient, token: str, doc: dict[str, Any]) -> httpx.Response:
+    response: httpx.Response = client.post(
+        "/hooks", content=json.dumps(doc), headers={"Authorization": f"Bearer {token}"}
+    )
+    return response
+
+
+def get(client: TestClient, token: str, path: str) -> httpx.Response:
+    response: httpx.Response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+    return response
+
+
+# -- migrations ----------------------------------------------------------------------------
+
+
+def test_a_new_database_is_migrated_to_the_head_and_a_second_migrate_does_nothing(db: str) -> None:
+    first = cli("migrate", "--database", db)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.endswith(f"schema migrated from version (none) to {head_version()}\n")
+    again = cli("migrate", "--database", db)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.endswith(f"schema at version {head_version()}, nothing to do\n")
+    assert rows(db, "SELECT version_num FROM alembic_version") == [{"version_num": head_version()}]
+    admin = rows(db, "SELECT id, name, admin, token_sha256 FROM users")
+    assert admin == [{"id": ADMIN_ID, "name": "admin", "admin": True, "token_sha256": None}]
+
+
+def test_a_database_newer_than_the_code_is_refused_with_one_line(db: str) -> None:
+    engine = connect(db)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    done = cli("migrate", "--database", db)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("hookclient-receiver: the database ")
+    assert line.endswith(
+        f"has schema version 9999, newer than this hookclient-receiver knows "
+        f"(up to {head_version()}): upgrade hookclient"
+    )
+    served = cli("--no-auth", "--port", "0", "--database", db)
+    assert served.returncode == 1 and "newer than this hookclient-receiver" in served.stderr
+
+
+def test_a_database_from_before_versions_is_carried_forward_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(LEGACY_SCHEMA)
+        conn.execute(
+            "INSERT INTO events (request_id, event, envelope, headers) VALUES (?, ?, ?, ?)",
+            ("0193a5f0-0000-7000-8000-000000000001", "Stop", json.dumps(envelope()), "{}"),
+        )
+        conn.execute("INSERT INTO webhook_events (status, http_status) VALUES ('SUCCESS', 200)")
+        conn.commit()
+    db = f"sqlite:///{path}"
+    with Store(db) as store:
+        [event] = store.list_events()
+        assert (event["request_id"], event["owner_id"]) == (
+            "0193a5f0-0000-7000-8000-000000000001",
+            ADMIN_ID,
+        )
+        assert store.stats()["counts"]["SUCCESS"] == 1
+        again = {"request_id": event["request_id"], "event": "Stop", "session_id": None}
+        assert not store.accept(
+            **again,
+            trace_id="0" * 32,
+            span_id="0" * 16,
+            attempt=1,
+            envelope="{}",
+            headers={},
+            started=0.0,
+        )
+
+
+def test_a_bad_database_url_is_one_line_naming_it() -> None:
+    done = cli("migrate", "--database", "mysql://someone:hunter2@db/x")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "hookclient-receiver: unsupported database 'mysql': use sqlite:///PATH or postgresql://...\n"
+    )
+    refused = cli("migrate", "--database", "postgresql://someone:hunter2@127.0.0.1:1/x")
+    assert refused.returncode == 1
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(
+        "hookclient-receiver: cannot open database postgresql+psycopg://someone:***@127.0.0.1:1/x: "
+    )
+    assert "hunter2" not in refused.stderr
+
+
+# -- users and tokens ----------------------------------------------------------------------
+
+
+def test_token_add_prints_it_once_and_stores_only_its_digest(db: str) -> None:
+    added = cli("token", "add", "alice", "--database", db)
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip()
+    assert len(token) >= 40 and "\n" not in token
+    assert "shown only now" in added.stderr
+    [alice] = rows(db, "SELECT name, admin, token_sha256 FROM users WHERE name = 'alice'")
+    assert alice == {"name": "alice", "admin": False, "token_sha256": token_digest(token)}
+    dump = json.dumps(rows(db, "SELECT * FROM users"))
+    assert token not in dump
+    listed = cli("token", "list", "--database", db)
+    assert listed.returncode == 0 and token not in listed.stdout
+    assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [
+        ["admin", "admin"],
+        ["alice", "user"],
+    ]
+    twice = cli("token", "add", "alice", "--database", db)
+    assert twice.returncode == 1
+    assert twice.stderr.startswith("hookclient-receiver: a user named 'alice' exists already")
+
+
+def test_a_revoked_token_is_401_from_then_on(db: str) -> None:
+    with Store(db) as store:
+        token = store.add_user("bob")
+    with app(db) as client:
+        assert post(client, token, envelope()).status_code == 200
+        done = cli("token", "revoke", "bob", "--database", db)
+        assert done.returncode == 0, done.stderr
+        refused = post(client, token, envelope())
+        assert refused.status_code == 401
+    listed = cli("token", "list", "--database", db).stdout
+    assert "revoked 20" in listed.splitlines()[1]
+    again = cli("token", "revoke", "bob", "--database", db)
+    assert again.returncode == 1 and "no user 'bob' with a live token" in again.stderr
+
+
+# -- ownership -----------------------------------------------------------------------------
+
+
+def test_every_row_is_owned_by_its_sender_and_each_user_sees_their_own(db: str) -> None:
+    with Store(db) as store:
+        alice, bob = store.add_user("alice"), store.add_user("bob")
+    shared = envelope()
+    with app(db) as client:
+        assert post(client, alice, shared).json()["status"] == "accepted"
+        assert post(client, alice, shared).json()["status"] == "duplicate"
+        # the same requestId from another user is that user's own event, not a duplicate
+        assert post(client, bob, shared).json()["status"] == "accepted"
+        assert post(client, bob, envelope()).status_code == 200
+        mine = get(client, alice, "/events").json()["events"]
+        theirs = get(client, bob, "/events").json()["events"]
+        everyone = get(client, ADMIN_TOKEN, "/events").json()["events"]
+        only_alice = get(client, ADMIN_TOKEN, "/events?owner=alice").json()["events"]
+        forbidden = get(client, bob, "/events?owner=alice")
+        unknown = get(client, ADMIN_TOKEN, "/events?owner=nobody")
+        alice_stats = get(client, alice, "/stats").json()
+    assert [e["request_id"] for e in mine] == [shared["requestId"]]
+    assert len(theirs) == 2 and len(everyone) == 3
+    assert [e["request_id"] for e in only_alice] == [shared["requestId"]]
+    assert forbidden.status_code == 403 and unknown.status_code == 404
+    assert alice_stats["events"] == 1
+    assert alice_stats["counts"]["SUCCESS"] == 1 and alice_stats["counts"]["DUPLICATE"] == 1
+    owners = rows(
+        db,
+        "SELECT u.name, COUNT(*) AS n FROM events e JOIN users u ON u.id = e.owner_id"
+        " GROUP BY u.name ORDER BY u.name",
+    )
+    assert owners == [{"name": "alice", "n": 1}, {"name": "bob", "n": 2}]
+
+
+def test_two_receiver_processes_on_one_postgresql_database_store_a_request_once(
+    postgres_server: Server, tmp_path: Path
+) -> None:
+    """The same requestId sent to both processes at the same instant: one row, one
+    SUCCESS and one DUPLICATE, because the database's UNIQUE key decides."""
+    database = postgres_server.fresh_database()
+    one = start_receiver(tmp_path, name="one", database=database)
+    two = start_receiver(tmp_path, name="two", database=database)
+    try:
+        results: list[str] = []
+        for _ in range(20):
+            doc = envelope()
+            barrier = threading.Barrier(2)
+
+            def send(
+                url: str, doc: dict[str, Any] = doc, barrier: threading.Barrier = barrier
+            ) -> None:
+                barrier.wait()
+                answer = httpx.post(
+                    url,
+                    content=json.dumps(doc),
+                    timeout=30,
+                    headers={"Authorization": f"Bearer {one.token}"},
+                )
+                results.append(answer.json()["status"])
+
+            threads = [threading.Thread(target=send, args=(r.url,)) for r in (one, two)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        one.stop()
+        two.stop()
+    assert sorted(results) == ["accepted"] * 20 + ["duplicate"] * 20
+    assert rows(database, "SELECT COUNT(*) AS n FROM events") == [{"n": 20}]
+    counted = rows(
+        database, "SELECT status, COUNT(*) AS n FROM webhook_events GROUP BY status ORDER BY status"
+    )
+    assert counted == [{"status": "DUPLICATE", "n": 20}, {"status": "SUCCESS", "n": 20}]
