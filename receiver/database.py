@@ -21,7 +21,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -68,6 +69,14 @@ def connect(database: str | os.PathLike[str]) -> Engine:
     raise DatabaseError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or postgresql://..."
     )
+
+
+def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing`` and ``_do_update`` on
+    both databases (the generic one has neither)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def safe(url: str) -> str:

@@ -94,3 +94,116 @@ signatures_seen = Table(
     Column("seen_at", Float, nullable=False),
     Index("signatures_seen_seen_at", "seen_at"),
 )
+
+# -- conversations (migration 0003) ---------------------------------------------------------
+
+#: Transcript records as they came, once per owner: keyed by ``uuid``, or, for a record
+#: without one, by ``<sessionId>:<SHA-256 of its canonical JSON>``.  ``request_id`` is
+#: the envelope that first brought it.
+records = Table(
+    "records",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("record_key", String(300), nullable=False),
+    Column("type", Text),
+    Column("uuid", String(64)),
+    Column("parent_uuid", String(64)),
+    Column("session_id", Text),
+    Column("timestamp", String(40)),
+    Column("body", Text, nullable=False),
+    Column("request_id", String(36), nullable=False),
+    Column("received_at", String(32), nullable=False),
+    UniqueConstraint("owner_id", "record_key", name="records_owner_key"),
+)
+
+#: Which sessions a record belongs to, and where it stood in each session's file: a
+#: ``--fork-session`` copy repeats its parent's records, stored once, listed under both.
+session_records = Table(
+    "session_records",
+    metadata,
+    Column("owner_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("session_id", String(200), primary_key=True),
+    Column("record_id", Integer, ForeignKey("records.id"), primary_key=True),
+    Column("agent_id", String(200)),
+    Column("file_offset", BigInteger, nullable=False),
+    Column("file_index", Integer, nullable=False),
+)
+
+#: One row per (owner, sessionId): the projection's summary of the session.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("session_id", String(200), nullable=False),
+    Column("project", Text),
+    Column("git_branch", Text),
+    Column("model", Text),
+    Column("version", Text),
+    Column("hosts", Text),
+    Column("first_activity", String(40)),
+    Column("last_activity", String(40)),
+    Column("start_source", Text),
+    Column("end_reason", Text),
+    Column("title", Text),
+    Column("prompts", Integer, nullable=False, default=0),
+    Column("messages", Integer, nullable=False, default=0),
+    Column("tool_calls", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_creation_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_read_tokens", BigInteger, nullable=False, default=0),
+    Column("forked_from", String(200)),
+    Column("gaps", Text),
+    Column("complete", Boolean, nullable=False, default=True),
+    UniqueConstraint("owner_id", "session_id", name="sessions_owner_session"),
+    Index("sessions_owner_last_activity", "owner_id", "last_activity"),
+)
+
+#: A session's messages in conversation order (``position`` 0, 1, ...).
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("session_id", String(200), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("role", String(32)),
+    Column("uuid", String(64)),
+    Column("message_id", String(200)),
+    Column("prompt_id", String(64)),
+    Column("agent_id", String(200)),
+    Column("parent_tool_use_id", String(200)),
+    Column("timestamp", String(40)),
+    Column("model", Text),
+    Column("text", Text),
+    Column("content", Text),
+    Column("usage", Text),
+    Column("origin", String(16), nullable=False),
+    Column("request_id", String(36)),
+    UniqueConstraint("owner_id", "session_id", "position", name="messages_owner_session_position"),
+)
+
+#: One row per (owner, tool_use_id), whichever paths told of it.
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("tool_use_id", String(200), nullable=False),
+    Column("session_id", String(200), nullable=False),
+    Column("agent_id", String(200)),
+    Column("name", Text),
+    Column("input", Text),
+    Column("output", Text),
+    Column("error", Text),
+    Column("status", String(16), nullable=False),
+    Column("started_at", String(40)),
+    Column("ended_at", String(40)),
+    Column("duration_ms", Float),
+    UniqueConstraint("owner_id", "tool_use_id", name="tool_calls_owner_tool_use_id"),
+    Index("tool_calls_owner_session", "owner_id", "session_id"),
+)

@@ -20,22 +20,32 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from receiver.conversations import after_event
 from receiver.database import connect, migrate
+from receiver.database import dialect_insert as _insert
 from receiver.schema import events, signatures_seen, users, webhook_events
 
-__all__ = ["ADMIN_ID", "Status", "Store", "User", "UserError", "utc_now"]
+__all__ = [
+    "ADMIN_ID",
+    "Arrival",
+    "Rejected",
+    "Status",
+    "Store",
+    "User",
+    "UserError",
+    "utc_now",
+]
 
 #: The built-in admin: the ``--token-env`` token, and every request under ``--no-auth``
 #: (created by the migration that introduced owners).
@@ -91,6 +101,28 @@ class User:
     admin: bool
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A valid envelope to apply: the fields the store indexes, and its JSON text."""
+
+    request_id: str
+    event: str
+    session_id: str | None
+    trace_id: str
+    span_id: str
+    envelope: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An invalid item of a batch: what it claimed to be, and why it was refused."""
+
+    request_id: str | None
+    event: str | None
+    session_id: str | None
+    detail: str
+
+
 class UserError(ValueError):
     """A token command that cannot be done: the name is taken, or no such user."""
 
@@ -98,13 +130,6 @@ class UserError(ValueError):
 def token_digest(token: str) -> str:
     """What is stored of a token: the hex SHA-256 of its UTF-8 bytes."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's INSERT, which has ``on_conflict_do_nothing`` on both databases."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 class Store:
@@ -161,45 +186,49 @@ class Store:
         ``envelope`` is the body text as received; ``headers`` should already be redacted.
         The audit row (SUCCESS or DUPLICATE, HTTP 200) is written in the same transaction.
         """
+        arrival = Arrival(request_id, event, session_id, trace_id, span_id, envelope)
+        [status] = self.apply(
+            [arrival], attempt=attempt, headers=headers, started=started, owner_id=owner_id
+        )
+        return status is Status.SUCCESS
+
+    def apply(
+        self,
+        items: Sequence[Arrival | Rejected],
+        *,
+        attempt: int | None,
+        headers: Mapping[str, str],
+        started: float,
+        owner_id: int = ADMIN_ID,
+    ) -> list[Status]:
+        """Apply a request's envelopes (one, or a batch's) in one transaction, each once per
+        owner, with an audit row each: SUCCESS, DUPLICATE, or INVALID for a rejected item.
+        The statuses come back in the items' order."""
         received_at = utc_now()
-        row = {
-            "owner_id": owner_id,
-            "request_id": request_id,
-            "event": _text(event),
-            "session_id": _text(session_id),
-            "trace_id": trace_id,
-            "span_id": span_id,
-            "attempt": attempt,
-            "envelope": _text(envelope),
-            "headers": json.dumps(dict(headers)),
-            "received_at": received_at,
-        }
+        recorded = json.dumps(dict(headers))
+        statuses: list[Status] = []
         with self.engine.begin() as conn:
-            insert = _insert(conn, events).values(row)
-            # RETURNING says whether a row went in on both databases (rowcount does not:
-            # psycopg reports none for an INSERT that returns nothing)
-            new = (
-                conn.execute(
-                    insert.on_conflict_do_nothing(
-                        index_elements=["owner_id", "request_id"]
-                    ).returning(events.c.id)
-                ).first()
-                is not None
-            )
-            status = Status.SUCCESS if new else Status.DUPLICATE
-            _insert_audit(
-                conn,
-                status,
-                200,
-                request_id,
-                event,
-                session_id,
-                None,
-                received_at,
-                started,
-                owner_id,
-            )
-        return new
+            for item in items:
+                if isinstance(item, Rejected):
+                    status, detail, http_status = Status.INVALID, item.detail, 422
+                else:
+                    new = _insert_event(conn, item, owner_id, attempt, recorded, received_at)
+                    status = Status.SUCCESS if new else Status.DUPLICATE
+                    detail, http_status = None, 200
+                _insert_audit(
+                    conn,
+                    status,
+                    http_status,
+                    item.request_id,
+                    item.event,
+                    item.session_id,
+                    detail,
+                    received_at,
+                    started,
+                    owner_id,
+                )
+                statuses.append(status)
+        return statuses
 
     def audit(
         self,
@@ -393,6 +422,39 @@ class Store:
             )
         percentiles = {f"p{pct}": _nearest_rank(values, pct) for pct in _PERCENTILES}
         return {"counts": counts, "events": total or 0, "processing_ms": percentiles}
+
+
+def _insert_event(
+    conn: Connection,
+    item: Arrival,
+    owner_id: int,
+    attempt: int | None,
+    headers: str,
+    received_at: str,
+) -> bool:
+    """Insert one envelope unless its owner sent that requestId before: True if it went in.
+
+    RETURNING says whether a row went in, on both databases (rowcount does not: psycopg
+    reports none for an INSERT ... ON CONFLICT DO NOTHING that returns nothing)."""
+    row = {
+        "owner_id": owner_id,
+        "request_id": item.request_id,
+        "event": _text(item.event),
+        "session_id": _text(item.session_id),
+        "trace_id": item.trace_id,
+        "span_id": item.span_id,
+        "attempt": attempt,
+        "envelope": _text(item.envelope),
+        "headers": headers,
+        "received_at": received_at,
+    }
+    insert = _insert(conn, events).values(row)
+    insert = insert.on_conflict_do_nothing(index_elements=["owner_id", "request_id"])
+    if conn.execute(insert.returning(events.c.id)).first() is None:
+        return False
+    envelope = json.loads(item.envelope)
+    after_event(conn, owner_id, item.request_id, item.event, item.session_id, envelope, received_at)
+    return True
 
 
 def _insert_audit(

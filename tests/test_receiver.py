@@ -358,7 +358,6 @@ def test_the_token_is_checked_before_the_content_type(client: TestClient, db: st
 
 
 INVALID_ENVELOPES: list[tuple[str, Any]] = [
-    ("$", [envelope()]),
     ("$", "a string"),
     ("schemaVersion", envelope(schemaVersion=2)),
     ("schemaVersion", envelope(schemaVersion="1")),
@@ -584,7 +583,7 @@ BAD_SIGNATURES: dict[str, Callable[[bytes], tuple[bytes, dict[str, str]]]] = {
     "wrong-secret": lambda raw: (raw, signed_headers(raw, secret="whsec_" + "A" * 32)),
     "tampered-body": _tampered,
     "stale": lambda raw: (raw, signed_headers(raw, age=301)),
-    "future": lambda raw: (raw, signed_headers(raw, age=-301)),
+    "future": lambda raw: (raw, signed_headers(raw, age=-360)),
     "missing": lambda raw: (raw, {}),
     "bad-timestamp": lambda raw: (
         raw,

@@ -289,3 +289,71 @@ def test_two_receiver_processes_on_one_postgresql_database_store_a_request_once(
         database, "SELECT status, COUNT(*) AS n FROM webhook_events GROUP BY status ORDER BY status"
     )
     assert counted == [{"status": "DUPLICATE", "n": 20}, {"status": "SUCCESS", "n": 20}]
+
+
+# -- batches -------------------------------------------------------------------------------
+
+
+def post_raw(client: TestClient, body: Any) -> httpx.Response:
+    response: httpx.Response = client.post(
+        "/hooks", content=json.dumps(body), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    return response
+
+
+def test_a_batch_is_answered_item_by_item_in_order(db: str) -> None:
+    first, second = envelope(), envelope()
+    bad = {**envelope(), "requestId": "not-a-uuid"}
+    batch = [first, bad, second, first]
+    with app(db) as client:
+        answer = post_raw(client, batch)
+        again = post_raw(client, batch)
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "results": [
+            {"requestId": first["requestId"], "status": "accepted", "error": None},
+            {
+                "requestId": "not-a-uuid",
+                "status": "invalid",
+                "error": "requestId must be a lowercase hyphenated UUID",
+            },
+            {"requestId": second["requestId"], "status": "accepted", "error": None},
+            {"requestId": first["requestId"], "status": "duplicate", "error": None},
+        ]
+    }
+    assert [r["status"] for r in again.json()["results"]] == [
+        "duplicate",
+        "invalid",
+        "duplicate",
+        "duplicate",
+    ]
+    stored = rows(db, "SELECT request_id, envelope FROM events ORDER BY id")
+    assert [r["request_id"] for r in stored] == [first["requestId"], second["requestId"]]
+    assert json.loads(stored[0]["envelope"]) == first
+    audit = rows(db, "SELECT request_id, status, http_status FROM webhook_events ORDER BY id")
+    assert [(a["status"], a["http_status"]) for a in audit[:4]] == [
+        ("SUCCESS", 200),
+        ("INVALID", 422),
+        ("SUCCESS", 200),
+        ("DUPLICATE", 200),
+    ]
+    assert audit[1]["request_id"] == "not-a-uuid"
+
+
+def test_a_batch_of_non_envelopes_is_three_invalid_items_not_a_refusal(db: str) -> None:
+    with app(db) as client:
+        answer = post_raw(client, [1, 2, 3])
+    assert answer.status_code == 200
+    assert [r["status"] for r in answer.json()["results"]] == ["invalid"] * 3
+    assert {r["error"] for r in answer.json()["results"]} == {"the envelope must be a JSON object"}
+    assert rows(db, "SELECT COUNT(*) AS n FROM events") == [{"n": 0}]
+
+
+@pytest.mark.parametrize("size", [0, 1001])
+def test_an_empty_or_oversized_batch_is_422_and_nothing_is_stored(db: str, size: int) -> None:
+    with app(db) as client:
+        answer = post_raw(client, [envelope() for _ in range(size)])
+    assert answer.status_code == 422
+    assert answer.json()["error"] == f"a batch holds 1 to 1000 envelopes, not {size}"
+    assert rows(db, "SELECT COUNT(*) AS n FROM events") == [{"n": 0}]
+    assert rows(db, "SELECT status FROM webhook_events") == [{"status": "INVALID"}]

@@ -1,0 +1,266 @@
+"""Conversations in the database: transcript records kept as they came, and each session's
+projection (:mod:`receiver.projection`) stored beside them, in the caller's transaction.
+
+A ``Transcript`` envelope's records are inserted once per owner (``records``, keyed by
+uuid, or by sessionId and a hash for records without one) and listed under the session
+whose file they came from (``session_records``).  Then the session is projected anew
+from all its records and hook events, and its ``sessions``, ``messages`` and
+``tool_calls`` rows replaced: whatever the order things arrived in, the rows are the
+same, and each thing is in them once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import and_, delete, select
+from sqlalchemy.engine import Connection
+
+from receiver.database import dialect_insert as _insert
+from receiver.projection import Conversation, Hook, Line, project
+from receiver.schema import events, messages, records, session_records, sessions, tool_calls
+
+TRANSCRIPT = "Transcript"
+
+
+def after_event(
+    conn: Connection,
+    owner_id: int,
+    request_id: str,
+    event: str,
+    session_id: str | None,
+    envelope: dict[str, Any],
+    received_at: str,
+) -> None:
+    """Bring the conversation up to date with an envelope just applied."""
+    if event == TRANSCRIPT:
+        session_id = _keep_records(conn, owner_id, request_id, envelope, received_at)
+    if session_id:
+        rebuild(conn, owner_id, session_id)
+
+
+def _keep_records(
+    conn: Connection, owner_id: int, request_id: str, envelope: dict[str, Any], received_at: str
+) -> str | None:
+    """Insert a Transcript envelope's records; the session they belong to.  A payload of
+    another shape is kept as the event it is, with nothing projected from it."""
+    payload = envelope.get("payload")
+    if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+        return None
+    session_id = payload.get("sessionId") or envelope.get("sessionId")
+    if not isinstance(session_id, str) or not session_id:
+        return None
+    agent_id = payload.get("agentId") if isinstance(payload.get("agentId"), str) else None
+    offset = payload.get("offset") if isinstance(payload.get("offset"), int) else 0
+    for index, record in enumerate(payload["records"]):
+        if not isinstance(record, dict):
+            record = {"type": "hookclient.invalid", "raw": json.dumps(record)}
+        record_id = _record_id(conn, owner_id, session_id, record, request_id, received_at)
+        place = {
+            "owner_id": owner_id,
+            "session_id": session_id,
+            "record_id": record_id,
+            "agent_id": agent_id,
+            "file_offset": offset,
+            "file_index": index,
+        }
+        conn.execute(_insert(conn, session_records).values(place).on_conflict_do_nothing())
+    return session_id
+
+
+def record_key(session_id: str, record: dict[str, Any]) -> str:
+    """A record's identity: its uuid, else its session and the SHA-256 of its canonical JSON
+    (metadata records repeat, and a repeat is the same record)."""
+    uuid = record.get("uuid")
+    if isinstance(uuid, str) and uuid:
+        return uuid[:300]
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return f"{session_id[:200]}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+def _record_id(
+    conn: Connection,
+    owner_id: int,
+    session_id: str,
+    record: dict[str, Any],
+    request_id: str,
+    received_at: str,
+) -> int:
+    key = record_key(session_id, record)
+    row = {
+        "owner_id": owner_id,
+        "record_key": key,
+        "type": _short(record.get("type")),
+        "uuid": _short(record.get("uuid"), 64),
+        "parent_uuid": _short(record.get("parentUuid"), 64),
+        "session_id": _short(record.get("sessionId")),
+        "timestamp": _short(record.get("timestamp"), 40),
+        "body": json.dumps(record),
+        "request_id": request_id,
+        "received_at": received_at,
+    }
+    inserted = conn.execute(
+        _insert(conn, records)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["owner_id", "record_key"])
+        .returning(records.c.id)
+    ).scalar()
+    if inserted is not None:
+        return int(inserted)
+    found = conn.execute(
+        select(records.c.id).where(records.c.owner_id == owner_id, records.c.record_key == key)
+    ).scalar_one()
+    return int(found)
+
+
+def rebuild(conn: Connection, owner_id: int, session_id: str) -> Conversation:
+    """Project one session from its records and hook events and store the result."""
+    conversation = project(_lines(conn, owner_id, session_id), _hooks(conn, owner_id, session_id))
+    _store(conn, owner_id, session_id, conversation)
+    _link_forks(conn, owner_id, session_id)
+    return conversation
+
+
+def _lines(conn: Connection, owner_id: int, session_id: str) -> list[Line]:
+    query = (
+        select(
+            records.c.body,
+            records.c.request_id,
+            session_records.c.file_offset,
+            session_records.c.file_index,
+            session_records.c.agent_id,
+        )
+        .join(records, records.c.id == session_records.c.record_id)
+        .where(session_records.c.owner_id == owner_id, session_records.c.session_id == session_id)
+    )
+    return [
+        Line(json.loads(row.body), (row.file_offset, row.file_index), row.request_id, row.agent_id)
+        for row in conn.execute(query)
+    ]
+
+
+def _hooks(conn: Connection, owner_id: int, session_id: str) -> list[Hook]:
+    query = select(events.c.envelope).where(
+        events.c.owner_id == owner_id,
+        events.c.session_id == session_id,
+        events.c.event != TRANSCRIPT,
+    )
+    hooks = []
+    for (text,) in conn.execute(query):
+        doc = json.loads(text)
+        payload = doc.get("payload") if isinstance(doc.get("payload"), dict) else {}
+        source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
+        host = source.get("host") if isinstance(source.get("host"), str) else None
+        hooks.append(
+            Hook(str(doc.get("event")), payload, str(doc.get("timestamp")), doc["requestId"], host)
+        )
+    return hooks
+
+
+def _store(conn: Connection, owner_id: int, session_id: str, conversation: Conversation) -> None:
+    mine = and_(messages.c.owner_id == owner_id, messages.c.session_id == session_id)
+    conn.execute(delete(messages).where(mine))
+    if conversation.messages:
+        conn.execute(
+            messages.insert(),
+            [_message_row(owner_id, session_id, m) for m in conversation.messages],
+        )
+    for call in conversation.tool_calls.values():
+        row = {**call, "owner_id": owner_id, "session_id": session_id}
+        row["input"] = None if call["input"] is None else json.dumps(call["input"])
+        changes = {
+            k: v for k, v in row.items() if k not in ("owner_id", "tool_use_id", "session_id")
+        }
+        conn.execute(
+            _insert(conn, tool_calls)
+            .values(row)
+            .on_conflict_do_update(index_elements=["owner_id", "tool_use_id"], set_=changes)
+        )
+    summary = {**conversation.session, "owner_id": owner_id, "session_id": session_id}
+    summary["hosts"] = json.dumps(summary["hosts"])
+    summary["gaps"] = json.dumps(summary["gaps"])
+    changes = {k: v for k, v in summary.items() if k not in ("owner_id", "session_id")}
+    conn.execute(
+        _insert(conn, sessions)
+        .values(summary)
+        .on_conflict_do_update(index_elements=["owner_id", "session_id"], set_=changes)
+    )
+
+
+def _message_row(owner_id: int, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **message,
+        "owner_id": owner_id,
+        "session_id": session_id,
+        "content": json.dumps(message["content"]),
+        "usage": None if message["usage"] is None else json.dumps(message["usage"]),
+        "parent_tool_use_id": message.get("parent_tool_use_id"),
+    }
+
+
+def _link_forks(conn: Connection, owner_id: int, session_id: str) -> None:
+    """``forked_from`` for every session whose history starts with the same record as this
+    one's: each was forked from the one that started before it (its file's first line is
+    earlier), so the links come out the same whichever session arrived first."""
+    first = _first_conversation_record(conn, owner_id, session_id)
+    if first is None:
+        return
+    sharing = (
+        conn.execute(
+            select(session_records.c.session_id).where(
+                session_records.c.owner_id == owner_id, session_records.c.record_id == first
+            )
+        )
+        .scalars()
+        .all()
+    )
+    family = [s for s in sharing if _first_conversation_record(conn, owner_id, s) == first]
+    started = sorted((_file_started(conn, owner_id, s), s) for s in family)
+    for (_, parent), (_, child) in pairwise(started):
+        conn.execute(
+            sessions.update()
+            .where(sessions.c.owner_id == owner_id, sessions.c.session_id == child)
+            .values(forked_from=parent)
+        )
+
+
+def _first_conversation_record(conn: Connection, owner_id: int, session_id: str) -> int | None:
+    found = conn.execute(
+        _in_file_order(owner_id, session_id, records.c.id).where(records.c.uuid.is_not(None))
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def _file_started(conn: Connection, owner_id: int, session_id: str) -> str:
+    found = conn.execute(
+        _in_file_order(owner_id, session_id, records.c.timestamp).where(
+            records.c.timestamp.is_not(None)
+        )
+    ).scalar()
+    return str(found or "")
+
+
+def _in_file_order(owner_id: int, session_id: str, column: Any) -> Any:
+    return (
+        select(column)
+        .select_from(session_records)
+        .join(records, records.c.id == session_records.c.record_id)
+        .where(
+            session_records.c.owner_id == owner_id,
+            session_records.c.session_id == session_id,
+            session_records.c.agent_id.is_(None),
+        )
+        .order_by(session_records.c.file_offset, session_records.c.file_index)
+        .limit(1)
+    )
+
+
+def _short(value: Any, limit: int = 200) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
+
+
+__all__: Sequence[str] = ["TRANSCRIPT", "after_event", "rebuild", "record_key"]
