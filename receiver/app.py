@@ -28,8 +28,9 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from receiver.api import create_api
 from receiver.store import ADMIN_ID, Arrival, Rejected, Status, Store, User
 
 __all__ = [
@@ -597,6 +598,7 @@ def create_app(
             Route("/events", receiver.events, methods=["GET"]),
             Route("/audit", receiver.audit, methods=["GET"]),
             Route("/stats", receiver.stats, methods=["GET"]),
+            Mount("/api", app=create_api(store, receiver._who)),
         ],
         lifespan=lifespan,
     )

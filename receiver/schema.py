@@ -61,6 +61,7 @@ events = Table(
     UniqueConstraint("owner_id", "request_id", name="events_owner_request_id"),
     Index("events_event", "event"),
     Index("events_session_id", "session_id"),
+    Index("events_request_id", "request_id"),
 )
 
 #: Every request to POST /hooks and what became of it; ``owner_id`` is NULL for one whose
@@ -115,6 +116,7 @@ records = Table(
     Column("request_id", String(36), nullable=False),
     Column("received_at", String(32), nullable=False),
     UniqueConstraint("owner_id", "record_key", name="records_owner_key"),
+    Index("records_request_id", "request_id"),
 )
 
 #: Which sessions a record belongs to, and where it stood in each session's file: a
@@ -185,6 +187,7 @@ messages = Table(
     Column("origin", String(16), nullable=False),
     Column("request_id", String(36)),
     UniqueConstraint("owner_id", "session_id", "position", name="messages_owner_session_position"),
+    Index("messages_request_id", "request_id"),
 )
 
 #: One row per (owner, tool_use_id), whichever paths told of it.

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.pg import Server
 from tests.pg import postgres_server as postgres_server  # the fixture, for every test module
+
+with warnings.catch_warnings():
+    # Starlette's TestClient prefers httpx2 and warns once when it falls back to httpx,
+    # which is what this project depends on: the fallback is expected here.
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", UserWarning)
+    from starlette.testclient import TestClient as TestClient
 
 BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -41,6 +49,16 @@ def wait_for(predicate: Any, *, timeout: float = 30.0, interval: float = 0.02) -
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store database: a SQLite file's URL, or a new database on the test
+    PostgreSQL server (tests/pg.py).  Tests that take it run on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server: Server = request.getfixturevalue("postgres_server")
+    return server.fresh_database()
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ from sqlalchemy import create_engine, text
 
 from receiver.app import create_app
 from receiver.database import url_of
-from tests.pg import Server
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", UserWarning)
@@ -29,14 +28,6 @@ RICH = TRANSCRIPTS / "rich-turn" / "2a2ecfaf-ba89-45e3-9d0f-0760b71e296a.jsonl"
 LARGE = TRANSCRIPTS / "large-tool-output" / "f3941b84-2531-4987-9182-2a2ef4f11ee5.jsonl"
 PARENT = TRANSCRIPTS / "resume-and-fork" / "33f41d1f-f46f-4d00-9ae4-7adcad585aee.jsonl"
 FORK = TRANSCRIPTS / "resume-and-fork" / "1c63cc00-974d-49fe-ba4a-9a96da60c1b6.jsonl"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    server: Server = request.getfixturevalue("postgres_server")
-    return server.fresh_database()
 
 
 @contextmanager

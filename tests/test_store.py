@@ -59,14 +59,6 @@ def envelope(request_id: str | None = None) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    server: Server = request.getfixturevalue("postgres_server")
-    return server.fresh_database()
-
-
 def rows(db: str, sql: str) -> list[dict[str, Any]]:
     engine = create_engine(url_of(db))
     try:
