@@ -339,12 +339,22 @@ def _add_hook_messages(messages: list[dict[str, Any]], hooks: Sequence[Hook]) ->
                     hook, "assistant", "assistant", hook.payload["last_assistant_message"]
                 )
             )
-    for item in extra:  # before the first transcript message that is later than it
-        at = next(
-            (i for i, m in enumerate(messages) if (m["timestamp"] or "") > item["timestamp"]),
-            len(messages),
-        )
-        messages.insert(at, item)
+    extra.sort(key=lambda m: m["kind"] != "prompt")  # prompts first: replies follow theirs
+    for item in extra:
+        messages.insert(_place(messages, item), item)
+
+
+def _place(messages: Sequence[dict[str, Any]], item: dict[str, Any]) -> int:
+    """Where a hook's message goes: a reply at the end of its prompt's turn (hooks can
+    arrive, and be stamped, in any order); otherwise before the first later message."""
+    if item["kind"] == "assistant" and item["prompt_id"]:
+        turn = [i for i, m in enumerate(messages) if m["prompt_id"] == item["prompt_id"]]
+        if turn:
+            return turn[-1] + 1
+    return next(
+        (i for i, m in enumerate(messages) if (m["timestamp"] or "") > item["timestamp"]),
+        len(messages),
+    )
 
 
 def _answered_turns(messages: Sequence[dict[str, Any]]) -> set[Any]:

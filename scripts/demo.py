@@ -12,7 +12,9 @@
 5. The receiver comes back on the same port: the daemon drains the backlog on its own.
 6. The receiver's token changes: events get 401 and go to failed/. The token is fixed
    and `queued replay-failed --all` delivers them.
-7. The receiver's row count is compared with the number of events sent.
+7. The store's API reads the conversation back: one captured session's prompt,
+   assistant text and tool call (``GET /api/sessions/{id}/messages`` and ``/tools``).
+8. The receiver's row count is compared with the number of events sent.
 
 Logs go to ./logs/ (kept, for grepping); spool, database and config live in a temporary
 directory that is removed at the end, and every process started here is stopped.
@@ -44,6 +46,8 @@ BIN = Path(sys.executable).parent
 OUTAGE = ["pre-tool-use-bash.json", "post-tool-use-edit.json", "notification.json"]
 MORE = ["stop.json", "subagent-stop.json", "user-prompt-submit.json"]
 REJECTED = ["pre-compact.json", "session-start.json"]
+#: The session of the captured 2.1.197 payloads: a prompt, a Bash call, the reply.
+SESSION = "04aff4b6-2a3f-417c-9233-9c77515b28d9"
 
 
 def say(text: str = "") -> None:
@@ -187,6 +191,26 @@ class Demo:
 
     # -- what happened -------------------------------------------------------------------
 
+    def conversation(self, session_id: str) -> dict[str, Any]:
+        """A session's messages and tool calls from /api, printed as a user would read them."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        base = f"http://127.0.0.1:{self.port}/api/sessions/{session_id}"
+        say(f"  $ curl -H 'Authorization: Bearer ...' {base}/messages")
+        messages = httpx.get(f"{base}/messages", headers=headers, timeout=10).json()["messages"]
+        for message in messages:
+            text = " ".join(b.get("text", "") for b in message["content"] if b["type"] == "text")
+            say(
+                f"    {message['position']}. {message['kind']:<9} ({message['origin']}) {text[:60]}"
+            )
+        say(f"  $ curl -H 'Authorization: Bearer ...' {base}/tools")
+        tools = httpx.get(f"{base}/tools", headers=headers, timeout=10).json()["tool_calls"]
+        for tool in tools:
+            say(
+                f"    {tool['name']} {json.dumps(tool['input'])[:50]} -> {tool['status']}, "
+                f"{tool['duration_ms']} ms: {str(tool['output'])[:40]}"
+            )
+        return {"messages": messages, "tool_calls": tools}
+
     def rows(self) -> list[dict[str, Any]]:
         if not self.db.exists():
             return []
@@ -205,6 +229,16 @@ class Demo:
 
     def files(self, state: str) -> list[Path]:
         return sorted((self.spool / state).glob("*.json"))
+
+
+def conversation_ok(shown: dict[str, Any]) -> bool:
+    """The captured session reads as a conversation: its prompt, the reply, the tool call."""
+    kinds = [m["kind"] for m in shown["messages"]]
+    return (
+        "prompt" in kinds
+        and "assistant" in kinds
+        and any(t["status"] == "ok" for t in shown["tool_calls"])
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -351,11 +385,15 @@ def run(demo: Demo) -> int:
     say("  " + demo.queued("replay-failed", "--all").replace("\n", "\n  "))
     wait(lambda: len(demo.rows()) == demo.sent, "the replayed events to arrive")
 
+    say("\n== 7. The conversation, read back from the store's API")
+    conversation = demo.conversation(SESSION)
+    read_back = conversation_ok(conversation)
+
     total = len(demo.rows())
     left = sum(len(demo.files(s)) for s in ("pending", "processing", "failed"))
-    ok = not bad and total == demo.sent and left == 0
+    ok = not bad and total == demo.sent and left == 0 and read_back
     say(
-        f"\n== 7. Result: {'OK' if ok else 'PROBLEM'}: {demo.sent} events sent, {total} rows at "
+        f"\n== 8. Result: {'OK' if ok else 'PROBLEM'}: {demo.sent} events sent, {total} rows at "
         f"the receiver (one per requestId), {left} left in the spool, {len(bad)} hooks "
         "misbehaved. Logs: logs/"
     )

@@ -337,3 +337,17 @@ def test_compaction_keeps_the_boundary_and_summary_after_the_history(db: str) ->
     assert kinds[boundary + 1] == "summary"
     assert kinds[:boundary].count("prompt") == 2 and "summary" not in kinds[:boundary]
     assert session_row(db, COMPACTED.stem)["complete"]  # logicalParentUuid is not a gap
+
+
+def test_a_reply_follows_its_prompt_whatever_the_hooks_timestamps(db: str) -> None:
+    """Hook envelopes are stamped by the laptop that sent them: a Stop stamped before its
+    UserPromptSubmit (a clock step, a replay) still reads after its prompt."""
+    hooks = rich_hooks()
+    prompt, stop = hooks[0], hooks[-1]
+    stop["timestamp"] = "2026-12-01T19:00:00.000Z"  # before the prompt
+    with store(db) as client:
+        send(client, [stop, prompt])
+    assert conversation(db, RICH.stem) == [
+        ("prompt", "hook", "MULTI please FAKEPROMPT"),
+        ("assistant", "hook", "FAKE-DONE"),
+    ]
