@@ -162,13 +162,7 @@ def _hooks(conn: Connection, owner_id: int, session_id: str) -> list[Hook]:
 
 
 def _store(conn: Connection, owner_id: int, session_id: str, conversation: Conversation) -> None:
-    mine = and_(messages.c.owner_id == owner_id, messages.c.session_id == session_id)
-    conn.execute(delete(messages).where(mine))
-    if conversation.messages:
-        conn.execute(
-            messages.insert(),
-            [_message_row(owner_id, session_id, m) for m in conversation.messages],
-        )
+    _store_messages(conn, owner_id, session_id, conversation.messages)
     for call in conversation.tool_calls.values():
         row = {**call, "owner_id": owner_id, "session_id": session_id}
         row["input"] = None if call["input"] is None else json.dumps(call["input"])
@@ -191,8 +185,33 @@ def _store(conn: Connection, owner_id: int, session_id: str, conversation: Conve
     )
 
 
+def _store_messages(
+    conn: Connection, owner_id: int, session_id: str, projected: list[dict[str, Any]]
+) -> None:
+    """Make the session's stored messages the projected ones, writing only the positions
+    whose row changed (a hook event on a synced session usually changes none)."""
+    mine = and_(messages.c.owner_id == owner_id, messages.c.session_id == session_id)
+    stored = dict(conn.execute(select(messages.c.position, messages.c.digest).where(mine)).all())
+    fresh: list[dict[str, Any]] = []
+    for message in projected:
+        row = _message_row(owner_id, session_id, message)
+        have = stored.get(row["position"])
+        if have == row["digest"]:
+            continue
+        if have is None and row["position"] not in stored:
+            fresh.append(row)
+            continue
+        conn.execute(
+            messages.update().where(mine, messages.c.position == row["position"]).values(row)
+        )
+    if fresh:
+        conn.execute(messages.insert(), fresh)
+    if len(stored) > len(projected):
+        conn.execute(delete(messages).where(mine, messages.c.position >= len(projected)))
+
+
 def _message_row(owner_id: int, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
-    return {
+    row = {
         **message,
         "owner_id": owner_id,
         "session_id": session_id,
@@ -200,6 +219,9 @@ def _message_row(owner_id: int, session_id: str, message: dict[str, Any]) -> dic
         "usage": None if message["usage"] is None else json.dumps(message["usage"]),
         "parent_tool_use_id": message.get("parent_tool_use_id"),
     }
+    canonical = json.dumps(row, sort_keys=True, default=str).encode()
+    row["digest"] = hashlib.sha1(canonical, usedforsecurity=False).hexdigest()
+    return row
 
 
 def _link_forks(conn: Connection, owner_id: int, session_id: str) -> None:

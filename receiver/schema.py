@@ -186,6 +186,8 @@ messages = Table(
     Column("usage", Text),
     Column("origin", String(16), nullable=False),
     Column("request_id", String(36)),
+    #: SHA-1 of the row's other columns: a re-projection rewrites only the rows that changed
+    Column("digest", String(40)),
     UniqueConstraint("owner_id", "session_id", "position", name="messages_owner_session_position"),
     Index("messages_request_id", "request_id"),
 )

@@ -71,8 +71,10 @@ def _as_server_user(argv: list[str], owner: str | None) -> list[str]:
     return ["runuser", "-u", owner, "--", *argv] if owner else argv
 
 
-def start(root: Path) -> tuple[Server, list[str]]:
-    """initdb + pg_ctl start in ``root``: the server, and the command that stops it."""
+def start(root: Path, *, durable: bool = False) -> tuple[Server, list[str]]:
+    """initdb + pg_ctl start in ``root``: the server, and the command that stops it.
+    Tests run it with fsync off (nothing there must survive a power cut); ``durable``
+    keeps PostgreSQL's default, for benchmarks."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         raise FileNotFoundError("no PostgreSQL binaries (apt-get install -y postgresql)")
@@ -104,7 +106,9 @@ def start(root: Path) -> tuple[Server, list[str]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1"
+    if not durable:
+        options += " -c fsync=off"
     subprocess.run(
         _as_server_user(
             [

@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("usage", sa.Text),
         sa.Column("origin", sa.String(16), nullable=False),
         sa.Column("request_id", sa.String(36)),
+        sa.Column("digest", sa.String(40)),
         sa.UniqueConstraint(
             "owner_id", "session_id", "position", name="messages_owner_session_position"
         ),
