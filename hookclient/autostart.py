@@ -27,6 +27,14 @@ def queued_script() -> str:
     return os.path.join(os.path.dirname(sys.executable), "queued")
 
 
+#: The CPU priority (nice) of a daemon a hook starts: below the session it serves, so its
+#: deliveries give way to Claude Code and the next hook on a busy machine.  Measured in
+#: the real CLI (bench/session.py, the same runs, 2026-12-02): added per hook against an
+#: empty Python hook, nice 10 gave 0.95x, 0.86x, 1.10x, 1.11x and 1.45x; nice 0 gave
+#: 1.08x, 1.24x, 1.03x, 1.21x and 2.51x (BENCHMARKS.md "Session cost").
+AUTOSTART_NICENESS = 10
+
+
 def start(
     spool_dir: str | os.PathLike[str],
     idle_exit: float,
@@ -35,7 +43,7 @@ def start(
     replace: bool = False,
     claimed: bool = False,
 ) -> int | None:
-    """Spawn ``queued run --idle-exit N --autostarted``; its pid, or None if another
+    """Spawn ``queued run --idle-exit N --autostarted --nice 10``; its pid, or None if another
     hook is already starting one.  Raises OSError when it cannot be started.
 
     ``replace``: a daemon runs on this spool with another endpoint, token or signing
@@ -49,6 +57,7 @@ def start(
     if not claimed and not _claim_start(marker):
         return None
     argv = [str(script), "run", "--idle-exit", f"{idle_exit:g}", "--autostarted"]
+    argv += ["--nice", str(AUTOSTART_NICENESS)]
     if replace:
         argv.append("--replace")
     if config:

@@ -70,9 +70,8 @@ LOCK_WAIT = 0.5
 #: ``--replace``: beyond the request timeout, how long the old daemon gets to exit on
 #: the hook's retire signal before this one sends it again.
 REPLACE_GRACE = 2.0
-#: The daemon's CPU priority (nice) by default: the caller's.  Measured in the real CLI
-#: (bench/session.py, variants d and d0 in the same run), nice 10 did not make a
-#: session faster: +37.7 vs +38.6 and +56.5 vs +49.7 ms per hook (BENCHMARKS.md).
+#: The daemon's CPU priority (nice) by default: the caller's.  A daemon a hook starts
+#: runs at ``hookclient.autostart.AUTOSTART_NICENESS`` (10): below the session.
 NICENESS = 0
 #: Retire: stop claiming, finish in flight, exit 0; a repeat never escalates.
 RETIRE = getattr(signal, "SIGUSR2", signal.SIGTERM)

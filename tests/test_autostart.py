@@ -226,3 +226,14 @@ def test_two_endpoints_two_spools_two_daemons(tmp_path: Path) -> None:
             rx.stop()
         if state.exists():
             kill_daemons(*state.iterdir())
+
+
+def test_a_hook_started_daemon_runs_below_the_session(auto: HookEnv, receiver: Receiver) -> None:
+    """It gives way to Claude Code and the next hook: nice 10 above the hook's own."""
+    configure(auto, receiver.url, idle_exit=30.0)
+    auto.run(STOP)
+    pid = wait_for(lambda: daemon_pid(auto.spool))
+    wait_for(lambda: len(receiver.rows()) == 1)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[cmdline.index(b"--nice") + 1] == b"10"
