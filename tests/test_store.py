@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -24,6 +23,7 @@ from receiver.database import connect, head_version, migrate, url_of
 from receiver.store import ADMIN_ID, Store, token_digest
 from tests.conftest import start_receiver
 from tests.pg import Server
+from tests.test_receiver import envelope
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", UserWarning)
@@ -43,20 +43,6 @@ CREATE TABLE webhook_events (id INTEGER PRIMARY KEY, request_id TEXT, event TEXT
     session_id TEXT, status TEXT NOT NULL, http_status INTEGER, detail TEXT,
     received_at TEXT, processing_ms REAL);
 """
-
-
-def envelope(request_id: str | None = None) -> dict[str, Any]:
-    return {
-        "schemaVersion": 1,
-        "requestId": request_id or str(uuid.uuid4()),
-        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
-        "spanId": "00f067aa0ba902b7",
-        "event": "Stop",
-        "sessionId": "s-1",
-        "timestamp": "2026-12-02T10:00:00.000Z",
-        "source": {"host": "h", "user": "u", "cwd": "/", "pid": 1, "client": "hookclient/0.1.0"},
-        "payload": {"hook_event_name": "Stop"},
-    }
 
 
 def rows(db: str, sql: str) -> list[dict[str, Any]]:
