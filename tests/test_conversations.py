@@ -351,3 +351,32 @@ def test_a_reply_follows_its_prompt_whatever_the_hooks_timestamps(db: str) -> No
         ("prompt", "hook", "MULTI please FAKEPROMPT"),
         ("assistant", "hook", "FAKE-DONE"),
     ]
+
+
+def test_the_real_clis_hook_payloads_read_as_their_conversation(db: str) -> None:
+    """The payloads Claude Code 2.1.197 sent for one session (tests/fixtures/claude-2.1.197):
+    its prompt, the Bash call with its output and duration, and the turn's reply."""
+    captured = sorted((Path(__file__).parent / "fixtures" / "claude-2.1.197").glob("*.json"))
+    session = "04aff4b6-2a3f-417c-9233-9c77515b28d9"
+    docs = []
+    for path in captured:
+        payload = json.loads(path.read_text())
+        if payload.get("session_id") == session:
+            docs.append(
+                wrap(payload["hook_event_name"], session, payload, "2026-12-01T19:30:00.000Z")
+            )
+    with store(db) as client:
+        send(client, docs)
+    assert conversation(db, session) == [
+        ("prompt", "hook", "say hi"),
+        ("assistant", "hook", "FAKE-DONE"),
+    ]
+    [call] = rows(db, "SELECT name, status, duration_ms, input FROM tool_calls")
+    assert (call["name"], call["status"], call["duration_ms"]) == ("Bash", "ok", 19.0)
+    assert json.loads(call["input"])["command"] == "echo hello-from-fake-model"
+    row = session_row(db, session)
+    assert (row["start_source"], row["end_reason"], row["project"]) == (
+        "startup",
+        "other",
+        "<PROJECT>",
+    )
