@@ -56,19 +56,45 @@ def _keep_records(
         return None
     agent_id = payload.get("agentId") if isinstance(payload.get("agentId"), str) else None
     offset = payload.get("offset") if isinstance(payload.get("offset"), int) else 0
-    for index, record in enumerate(payload["records"]):
+    kept: dict[str, dict[str, Any]] = {}  # record_key -> row, the first of repeats
+    keys: list[str] = []
+    for record in payload["records"]:
         if not isinstance(record, dict):
             record = {"type": "hookclient.invalid", "raw": json.dumps(record)}
-        record_id = _record_id(conn, owner_id, session_id, record, request_id, received_at)
-        place = {
-            "owner_id": owner_id,
-            "session_id": session_id,
-            "record_id": record_id,
-            "agent_id": agent_id,
-            "file_offset": offset,
-            "file_index": index,
-        }
-        conn.execute(_insert(conn, session_records).values(place).on_conflict_do_nothing())
+        row = _record_row(owner_id, session_id, record, request_id, received_at)
+        keys.append(row["record_key"])
+        kept.setdefault(row["record_key"], row)
+    if not kept:
+        return session_id
+    # three statements for the whole envelope, not two per record
+    insert = _insert(conn, records).on_conflict_do_nothing(
+        index_elements=["owner_id", "record_key"]
+    )
+    conn.execute(insert, list(kept.values()))
+    ids = dict(
+        conn.execute(
+            select(records.c.record_key, records.c.id).where(
+                records.c.owner_id == owner_id, records.c.record_key.in_(list(kept))
+            )
+        ).all()
+    )
+    places: dict[int, int] = {}  # record id -> its first index in this envelope
+    for index, key in enumerate(keys):
+        places.setdefault(ids[key], index)
+    conn.execute(
+        _insert(conn, session_records).on_conflict_do_nothing(),
+        [
+            {
+                "owner_id": owner_id,
+                "session_id": session_id,
+                "record_id": record_id,
+                "agent_id": agent_id,
+                "file_offset": offset,
+                "file_index": index,
+            }
+            for record_id, index in places.items()
+        ],
+    )
     return session_id
 
 
@@ -82,18 +108,12 @@ def record_key(session_id: str, record: dict[str, Any]) -> str:
     return f"{session_id[:200]}:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
-def _record_id(
-    conn: Connection,
-    owner_id: int,
-    session_id: str,
-    record: dict[str, Any],
-    request_id: str,
-    received_at: str,
-) -> int:
-    key = record_key(session_id, record)
-    row = {
+def _record_row(
+    owner_id: int, session_id: str, record: dict[str, Any], request_id: str, received_at: str
+) -> dict[str, Any]:
+    return {
         "owner_id": owner_id,
-        "record_key": key,
+        "record_key": record_key(session_id, record),
         "type": _short(record.get("type")),
         "uuid": _short(record.get("uuid"), 64),
         "parent_uuid": _short(record.get("parentUuid"), 64),
@@ -103,18 +123,6 @@ def _record_id(
         "request_id": request_id,
         "received_at": received_at,
     }
-    inserted = conn.execute(
-        _insert(conn, records)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=["owner_id", "record_key"])
-        .returning(records.c.id)
-    ).scalar()
-    if inserted is not None:
-        return int(inserted)
-    found = conn.execute(
-        select(records.c.id).where(records.c.owner_id == owner_id, records.c.record_key == key)
-    ).scalar_one()
-    return int(found)
 
 
 def rebuild(conn: Connection, owner_id: int, session_id: str) -> Conversation:
@@ -163,17 +171,7 @@ def _hooks(conn: Connection, owner_id: int, session_id: str) -> list[Hook]:
 
 def _store(conn: Connection, owner_id: int, session_id: str, conversation: Conversation) -> None:
     _store_messages(conn, owner_id, session_id, conversation.messages)
-    for call in conversation.tool_calls.values():
-        row = {**call, "owner_id": owner_id, "session_id": session_id}
-        row["input"] = None if call["input"] is None else json.dumps(call["input"])
-        changes = {
-            k: v for k, v in row.items() if k not in ("owner_id", "tool_use_id", "session_id")
-        }
-        conn.execute(
-            _insert(conn, tool_calls)
-            .values(row)
-            .on_conflict_do_update(index_elements=["owner_id", "tool_use_id"], set_=changes)
-        )
+    _store_tool_calls(conn, owner_id, session_id, conversation.tool_calls)
     summary = {**conversation.session, "owner_id": owner_id, "session_id": session_id}
     summary["hosts"] = json.dumps(summary["hosts"])
     summary["gaps"] = json.dumps(summary["gaps"])
@@ -183,6 +181,41 @@ def _store(conn: Connection, owner_id: int, session_id: str, conversation: Conve
         .values(summary)
         .on_conflict_do_update(index_elements=["owner_id", "session_id"], set_=changes)
     )
+
+
+_CALL_FIELDS = (
+    "name", "input", "output", "error", "status", "started_at", "ended_at", "duration_ms",
+    "agent_id",
+)  # fmt: skip
+
+
+def _store_tool_calls(
+    conn: Connection, owner_id: int, session_id: str, projected: dict[str, dict[str, Any]]
+) -> None:
+    """Upsert the session's tool calls, only those whose row changed.  A tool call keeps
+    the session it was first seen in (a fork repeats its parent's calls)."""
+    if not projected:
+        return
+    columns = [tool_calls.c[name] for name in _CALL_FIELDS]
+    stored = {
+        row.tool_use_id: tuple(row[1:])
+        for row in conn.execute(
+            select(tool_calls.c.tool_use_id, *columns).where(
+                tool_calls.c.owner_id == owner_id, tool_calls.c.tool_use_id.in_(list(projected))
+            )
+        )
+    }
+    for call in projected.values():
+        row = {**call, "owner_id": owner_id, "session_id": session_id}
+        row["input"] = None if call["input"] is None else json.dumps(call["input"])
+        if stored.get(call["tool_use_id"]) == tuple(row[name] for name in _CALL_FIELDS):
+            continue
+        changes = {name: row[name] for name in _CALL_FIELDS}
+        conn.execute(
+            _insert(conn, tool_calls)
+            .values(row)
+            .on_conflict_do_update(index_elements=["owner_id", "tool_use_id"], set_=changes)
+        )
 
 
 def _store_messages(
