@@ -295,10 +295,9 @@ def _search_postgresql(
         " ts_headline('simple', coalesce(text, ''), plainto_tsquery('simple', :q),"
         " 'StartSel=[, StopSel=], MaxWords=24, MinWords=8') AS snippet"
         " FROM messages"
-        " WHERE to_tsvector('simple', coalesce(text, '')) @@ plainto_tsquery('simple', :q)"
+        " WHERE text_search @@ plainto_tsquery('simple', :q)"
         " AND (CAST(:owner AS INTEGER) IS NULL OR owner_id = :owner)"
-        " ORDER BY ts_rank(to_tsvector('simple', coalesce(text, '')),"
-        " plainto_tsquery('simple', :q)) DESC, id LIMIT :limit"
+        " ORDER BY ts_rank(text_search, plainto_tsquery('simple', :q)) DESC, id LIMIT :limit"
     )
     return [
         dict(row._mapping) for row in conn.execute(sql, {"q": q, "owner": owner_id, "limit": limit})
