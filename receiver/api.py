@@ -298,8 +298,9 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         request: Request, user: Caller, owner: str | None = None
     ) -> EventSourceResponse:
         """Server-Sent Events: each envelope the caller's tokens send, as it is applied
-        (``event``, with the event's store id as the SSE id), then its session's summary
-        (``session``).  ``Last-Event-ID`` resumes after that id."""
+        (``event``, with the event's store id as the SSE id), the messages it brought
+        (``message``), then its session's summary (``session``).  ``Last-Event-ID``
+        resumes after that id."""
         return EventSourceResponse(_events(request, reader, scope(user, owner)))
 
     return api
@@ -322,6 +323,8 @@ async def _events(
                 "receivedAt": row.received_at,
             }
             yield {"event": "event", "id": str(row.id), "data": json.dumps(data)}
+            for message in await asyncio.to_thread(reader.produced_by, row.request_id, owner_id):
+                yield {"event": "message", "data": json.dumps(message)}
             if row.session_id:
                 session = await asyncio.to_thread(reader.session, row.session_id, owner_id)
                 if session is not None:

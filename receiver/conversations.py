@@ -37,10 +37,13 @@ def after_event(
     received_at: str,
 ) -> None:
     """Bring the conversation up to date with an envelope just applied."""
+    host = None
     if event == TRANSCRIPT:
         session_id = _keep_records(conn, owner_id, request_id, envelope, received_at)
+        source = envelope.get("source")
+        host = source.get("host") if isinstance(source, dict) else None
     if session_id:
-        rebuild(conn, owner_id, session_id)
+        rebuild(conn, owner_id, session_id, host if isinstance(host, str) else None)
 
 
 def _keep_records(
@@ -125,9 +128,22 @@ def _record_row(
     }
 
 
-def rebuild(conn: Connection, owner_id: int, session_id: str) -> Conversation:
-    """Project one session from its records and hook events and store the result."""
+def rebuild(
+    conn: Connection, owner_id: int, session_id: str, host: str | None = None
+) -> Conversation:
+    """Project one session from its records and hook events and store the result.
+
+    ``host``: the machine a Transcript envelope came from.  Hosts are a union over
+    everything that ever arrived, so the ones hooks did not name are kept from before
+    (re-reading every Transcript envelope for its host would cost more than the rest)."""
     conversation = project(_lines(conn, owner_id, session_id), _hooks(conn, owner_id, session_id))
+    known = conn.execute(
+        select(sessions.c.hosts).where(
+            sessions.c.owner_id == owner_id, sessions.c.session_id == session_id
+        )
+    ).scalar()
+    hosts = set(conversation.session["hosts"]) | set(json.loads(known or "[]"))
+    conversation.session["hosts"] = sorted(hosts | ({host} if host else set()))
     _store(conn, owner_id, session_id, conversation)
     _link_forks(conn, owner_id, session_id)
     return conversation

@@ -249,6 +249,17 @@ class Reader:
             "messages": [dict(row._mapping) for row in shown],
         }
 
+    def produced_by(self, request_id: str, owner_id: int | None) -> list[dict[str, Any]]:
+        """The messages an envelope brought (the stream sends them after the event)."""
+        m = messages.c
+        query = (
+            select(m.session_id, m.position, m.kind, m.role, m.timestamp, m.text, m.origin)
+            .where(m.request_id == request_id, _owned(m.owner_id, owner_id))
+            .order_by(m.session_id, m.position)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def events_after(self, last_id: int, owner_id: int | None, limit: int = 100) -> list[Any]:
         """Events applied after ``last_id`` (the stream's source), oldest first."""
         e = events.c

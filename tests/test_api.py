@@ -249,13 +249,20 @@ def test_the_stream_sends_each_applied_event_as_it_arrives(tmp_path: Path) -> No
             deadline = time.monotonic() + 20
             for line in response.iter_lines():
                 lines.append(line)
-                if line.startswith("data:") and "hello stream" in line:
+                if line.startswith("data:") and '"title": "hello stream"' in line:
                     break
                 assert time.monotonic() < deadline, lines
         posted.join()
     finally:
         rx.stop()
+    kinds = [line[7:] for line in lines if line.startswith("event: ")]
     events = [json.loads(line[5:]) for line in lines if line.startswith("data:")]
     assert "id: 2" in lines  # the store's event id, for Last-Event-ID
+    assert kinds == ["event", "message", "session"]
     assert events[0]["requestId"] == doc["requestId"] and events[0]["event"] == "UserPromptSubmit"
-    assert events[1]["session_id"] == "stream-session" and events[1]["title"] == "hello stream"
+    assert (events[1]["kind"], events[1]["text"], events[1]["origin"]) == (
+        "prompt",
+        "hello stream",
+        "hook",
+    )
+    assert events[2]["session_id"] == "stream-session" and events[2]["prompts"] == 1

@@ -164,6 +164,7 @@ def test_a_reply_over_four_lines_is_one_message_with_its_usage_counted_once(db: 
     assert (session["input_tokens"], session["output_tokens"]) == (200, 40)  # two replies
     assert session["title"] == "MULTI please FAKEPROMPT"
     assert session["complete"] and json.loads(session["gaps"]) == []
+    assert json.loads(session["hosts"]) == ["laptop-1"]  # from the Transcript envelopes
     calls = rows(
         db, "SELECT tool_use_id, name, status, output FROM tool_calls ORDER BY tool_use_id"
     )
