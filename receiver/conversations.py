@@ -13,18 +13,54 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.engine import Connection
 
 from receiver.database import dialect_insert as _insert
-from receiver.projection import Conversation, Hook, Line, project
+from receiver.projection import Conversation, Hook, Line, Transcript, transcript, with_hooks
 from receiver.schema import events, messages, records, session_records, sessions, tool_calls
 
 TRANSCRIPT = "Transcript"
+
+
+class Projections:
+    """The transcript part of recently projected sessions (:class:`Transcript`), so that a
+    hook event does not re-read and re-order a long session's records: records only
+    ever arrive, so (how many the session lists, the largest record id) says whether the
+    kept part is still the session's.  Per store, bounded; a part computed inside a
+    transaction is kept only once that transaction commits (:meth:`commit`)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._parts: OrderedDict[tuple[int, str], tuple[tuple[int, int], Transcript]] = (
+            OrderedDict()
+        )
+        self._staged: dict[tuple[int, str], tuple[tuple[int, int], Transcript]] = {}
+
+    def get(self, key: tuple[int, str], stamp: tuple[int, int]) -> Transcript | None:
+        found = self._staged.get(key) or self._parts.get(key)
+        if found is None or found[0] != stamp:
+            return None
+        return found[1]
+
+    def stage(self, key: tuple[int, str], stamp: tuple[int, int], part: Transcript) -> None:
+        self._staged[key] = (stamp, part)
+
+    def commit(self) -> None:
+        for key, entry in self._staged.items():
+            self._parts[key] = entry
+            self._parts.move_to_end(key)
+        self._staged.clear()
+        while len(self._parts) > self.size:
+            self._parts.popitem(last=False)
+
+    def discard(self) -> None:
+        self._staged.clear()
 
 
 def after_event(
@@ -35,6 +71,7 @@ def after_event(
     session_id: str | None,
     envelope: dict[str, Any],
     received_at: str,
+    projections: Projections | None = None,
 ) -> None:
     """Bring the conversation up to date with an envelope just applied."""
     host = None
@@ -43,7 +80,7 @@ def after_event(
         source = envelope.get("source")
         host = source.get("host") if isinstance(source, dict) else None
     if session_id:
-        rebuild(conn, owner_id, session_id, host if isinstance(host, str) else None)
+        rebuild(conn, owner_id, session_id, host if isinstance(host, str) else None, projections)
 
 
 def _keep_records(
@@ -129,14 +166,19 @@ def _record_row(
 
 
 def rebuild(
-    conn: Connection, owner_id: int, session_id: str, host: str | None = None
+    conn: Connection,
+    owner_id: int,
+    session_id: str,
+    host: str | None = None,
+    projections: Projections | None = None,
 ) -> Conversation:
     """Project one session from its records and hook events and store the result.
 
     ``host``: the machine a Transcript envelope came from.  Hosts are a union over
     everything that ever arrived, so the ones hooks did not name are kept from before
     (re-reading every Transcript envelope for its host would cost more than the rest)."""
-    conversation = project(_lines(conn, owner_id, session_id), _hooks(conn, owner_id, session_id))
+    part, fresh = _transcript(conn, owner_id, session_id, projections)
+    conversation = with_hooks(part, _hooks(conn, owner_id, session_id))
     known = conn.execute(
         select(sessions.c.hosts).where(
             sessions.c.owner_id == owner_id, sessions.c.session_id == session_id
@@ -144,9 +186,31 @@ def rebuild(
     ).scalar()
     hosts = set(conversation.session["hosts"]) | set(json.loads(known or "[]"))
     conversation.session["hosts"] = sorted(hosts | ({host} if host else set()))
-    _store(conn, owner_id, session_id, conversation)
-    _link_forks(conn, owner_id, session_id)
+    _store(conn, owner_id, session_id, conversation, part)
+    if fresh:  # forks are a matter of records: only new records can change them
+        _link_forks(conn, owner_id, session_id)
     return conversation
+
+
+def _transcript(
+    conn: Connection, owner_id: int, session_id: str, projections: Projections | None
+) -> tuple[Transcript, bool]:
+    """The session's transcript part, kept from before when its records are the same;
+    and whether it was computed anew."""
+    count, largest = conn.execute(
+        select(func.count(), func.coalesce(func.max(session_records.c.record_id), 0)).where(
+            session_records.c.owner_id == owner_id, session_records.c.session_id == session_id
+        )
+    ).one()
+    stamp = (int(count), int(largest))
+    part = projections.get((owner_id, session_id), stamp) if projections else None
+    if part is not None:
+        return part, False
+    part = transcript(_lines(conn, owner_id, session_id))
+    part.encoded.update((id(m["content"]), json.dumps(m["content"])) for m in part.messages)
+    if projections is not None:
+        projections.stage((owner_id, session_id), stamp, part)
+    return part, True
 
 
 def _lines(conn: Connection, owner_id: int, session_id: str) -> list[Line]:
@@ -185,8 +249,14 @@ def _hooks(conn: Connection, owner_id: int, session_id: str) -> list[Hook]:
     return hooks
 
 
-def _store(conn: Connection, owner_id: int, session_id: str, conversation: Conversation) -> None:
-    _store_messages(conn, owner_id, session_id, conversation.messages)
+def _store(
+    conn: Connection,
+    owner_id: int,
+    session_id: str,
+    conversation: Conversation,
+    part: Transcript,
+) -> None:
+    _store_messages(conn, owner_id, session_id, conversation.messages, part)
     _store_tool_calls(conn, owner_id, session_id, conversation.tool_calls)
     summary = {**conversation.session, "owner_id": owner_id, "session_id": session_id}
     summary["hosts"] = json.dumps(summary["hosts"])
@@ -235,7 +305,11 @@ def _store_tool_calls(
 
 
 def _store_messages(
-    conn: Connection, owner_id: int, session_id: str, projected: list[dict[str, Any]]
+    conn: Connection,
+    owner_id: int,
+    session_id: str,
+    projected: list[dict[str, Any]],
+    part: Transcript,
 ) -> None:
     """Make the session's stored messages the projected ones, writing only the positions
     whose row changed (a hook event on a synced session usually changes none)."""
@@ -243,7 +317,15 @@ def _store_messages(
     stored = dict(conn.execute(select(messages.c.position, messages.c.digest).where(mine)).all())
     fresh: list[dict[str, Any]] = []
     for message in projected:
-        row = _message_row(owner_id, session_id, message)
+        # a transcript message at the position it had last time: same row, same digest
+        known = (id(message["content"]), message["position"])
+        mine_too = message["origin"] == "transcript"  # its content list is the part's
+        digest = part.digests.get(known) if mine_too else None
+        if digest is not None and stored.get(message["position"]) == digest:
+            continue
+        row = _message_row(owner_id, session_id, message, part.encoded)
+        if mine_too:
+            part.digests[known] = row["digest"]
         have = stored.get(row["position"])
         if have == row["digest"]:
             continue
@@ -259,17 +341,20 @@ def _store_messages(
         conn.execute(delete(messages).where(mine, messages.c.position >= len(projected)))
 
 
-def _message_row(owner_id: int, session_id: str, message: dict[str, Any]) -> dict[str, Any]:
+def _message_row(
+    owner_id: int, session_id: str, message: dict[str, Any], encoded: dict[int, str]
+) -> dict[str, Any]:
+    content = encoded.get(id(message["content"])) or json.dumps(message["content"])
     row = {
         **message,
         "owner_id": owner_id,
         "session_id": session_id,
-        "content": json.dumps(message["content"]),
+        "content": content,
         "usage": None if message["usage"] is None else json.dumps(message["usage"]),
         "parent_tool_use_id": message.get("parent_tool_use_id"),
     }
-    canonical = json.dumps(row, sort_keys=True, default=str).encode()
-    row["digest"] = hashlib.sha1(canonical, usedforsecurity=False).hexdigest()
+    canonical = "\x1f".join(f"{name}={row[name]!r}" for name in sorted(row))
+    row["digest"] = hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()
     return row
 
 
@@ -334,4 +419,4 @@ def _short(value: Any, limit: int = 200) -> str | None:
     return value[:limit] if isinstance(value, str) else None
 
 
-__all__: Sequence[str] = ["TRANSCRIPT", "after_event", "rebuild", "record_key"]
+__all__: Sequence[str] = ["TRANSCRIPT", "Projections", "after_event", "rebuild", "record_key"]

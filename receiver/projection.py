@@ -75,18 +75,59 @@ class Conversation:
     gaps: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Transcript:
+    """What a session's records alone give.  It changes only when records arrive, so
+    :mod:`receiver.conversations` keeps it between the session's hook events."""
+
+    messages: list[dict[str, Any]]
+    calls: dict[str, dict[str, Any]]
+    gaps: list[str]
+    #: the last cwd, gitBranch and version the records name, and their first and last time
+    facts: dict[str, Any]
+    #: each message's content as JSON, by ``id()`` of its content list: the store fills it
+    #: the first time it writes the part, and the part's lists live as long as it does
+    encoded: dict[int, str] = field(default_factory=dict)
+    #: the digest of a stored message row, by (``id()`` of its content list, position)
+    digests: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
 def project(lines: Sequence[Line], hooks: Sequence[Hook]) -> Conversation:
     """The conversation of one session from everything that arrived for it."""
+    return with_hooks(transcript(lines), hooks)
+
+
+def transcript(lines: Sequence[Line]) -> Transcript:
+    """The transcript's part of a session's conversation."""
     by_file = sorted(lines, key=lambda line: (line.agent_id or "", line.position))
     ordered, gaps = _order(by_file)
     messages = _under_their_task(_messages(ordered), _spawned_by(by_file))
+    calls = _transcript_calls(ordered, _tool_result_files(by_file))
+    bodies = [line.body for line in by_file]
+    times = [b["timestamp"] for b in bodies if isinstance(b.get("timestamp"), str)]
+    facts = {
+        "cwd": _last(bodies, "cwd"),
+        "gitBranch": _last(bodies, "gitBranch"),
+        "version": _last(bodies, "version"),
+        "times": [min(times), max(times)] if times else [],
+    }
+    return Transcript(messages, calls, gaps, facts)
+
+
+def with_hooks(part: Transcript, hooks: Sequence[Hook]) -> Conversation:
+    """The whole conversation: the transcript's part (left as it is) and the hooks'."""
+    messages = [dict(m) for m in part.messages]
     _add_hook_messages(messages, hooks)
     for number, message in enumerate(messages):
         message["position"] = number
-    files = _tool_result_files(by_file)
-    calls = _tool_calls(ordered, hooks, files)
-    session = _session(by_file, hooks, messages, calls, gaps)
-    return Conversation(session, messages, calls, gaps)
+    calls = {tool_use_id: dict(call) for tool_use_id, call in part.calls.items()}
+    for hook in sorted(hooks, key=lambda h: h.timestamp):
+        _tool_hook(calls, hook)
+    for call in calls.values():
+        if call["duration_ms"] is None and call["started_at"] and call["ended_at"]:
+            call["duration_ms"] = _duration_ms(call["started_at"], call["ended_at"])
+    session = _session(part.facts, hooks, messages, calls, part.gaps)
+    return Conversation(session, messages, calls, list(part.gaps))
 
 
 # -- order ---------------------------------------------------------------------------------
@@ -401,9 +442,7 @@ def _tool_result_files(lines: Iterable[Line]) -> dict[str, str]:
     return files
 
 
-def _tool_calls(
-    ordered: Iterable[Line], hooks: Sequence[Hook], files: dict[str, str]
-) -> dict[str, dict[str, Any]]:
+def _transcript_calls(ordered: Iterable[Line], files: dict[str, str]) -> dict[str, dict[str, Any]]:
     calls: dict[str, dict[str, Any]] = {}
     for line in ordered:
         message = line.body.get("message")
@@ -418,11 +457,6 @@ def _tool_calls(
                 call["agent_id"] = call["agent_id"] or line.agent_id
             elif block.get("type") == "tool_result" and isinstance(block.get("tool_use_id"), str):
                 _tool_result(_call(calls, block["tool_use_id"]), block, line, files)
-    for hook in sorted(hooks, key=lambda h: h.timestamp):
-        _tool_hook(calls, hook)
-    for call in calls.values():
-        if call["duration_ms"] is None and call["started_at"] and call["ended_at"]:
-            call["duration_ms"] = _duration_ms(call["started_at"], call["ended_at"])
     return calls
 
 
@@ -510,29 +544,27 @@ def _duration_ms(start: str, end: str) -> float | None:
 
 
 def _session(
-    lines: Sequence[Line],
+    facts: dict[str, Any],
     hooks: Sequence[Hook],
     messages: Sequence[dict[str, Any]],
     calls: dict[str, dict[str, Any]],
     gaps: Sequence[str],
 ) -> dict[str, Any]:
-    bodies = [line.body for line in lines]
     payloads = [hook.payload for hook in hooks]
-    times = [b["timestamp"] for b in bodies if isinstance(b.get("timestamp"), str)]
-    times += [hook.timestamp for hook in hooks]
+    times = [*facts["times"], *(hook.timestamp for hook in hooks)]
     prompts = [m for m in messages if m["kind"] == "prompt"]
     tokens: dict[str, int] = {}
     for message in messages:
         if message["usage"]:
             tokens = _add_usage(tokens, message["usage"])
     return {
-        "project": _last(bodies, "cwd") or _last(payloads, "cwd"),
-        "git_branch": _last(bodies, "gitBranch"),
+        "project": facts["cwd"] or _last(payloads, "cwd"),
+        "git_branch": facts["gitBranch"],
         "model": next(
             (m["model"] for m in reversed(messages) if m["model"] and m["model"] != "<synthetic>"),
             None,
         ),
-        "version": _last(bodies, "version"),
+        "version": facts["version"],
         "hosts": sorted({hook.host for hook in hooks if hook.host}),
         "first_activity": min(times) if times else None,
         "last_activity": max(times) if times else None,

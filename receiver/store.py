@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from receiver.conversations import after_event
+from receiver.conversations import Projections, after_event
 from receiver.database import connect, migrate
 from receiver.database import dialect_insert as _insert
 from receiver.schema import events, signatures_seen, users, webhook_events
@@ -148,6 +148,7 @@ class Store:
             self.engine.dispose()
             raise
         self._last_used: dict[int, float] = {}
+        self.projections = Projections()
 
     @property
     def path(self) -> Path | None:
@@ -207,28 +208,46 @@ class Store:
         received_at = utc_now()
         recorded = json.dumps(dict(headers))
         statuses: list[Status] = []
-        with self.engine.begin() as conn:
-            for item in items:
-                if isinstance(item, Rejected):
-                    status, detail, http_status = Status.INVALID, item.detail, 422
-                else:
-                    new = _insert_event(conn, item, owner_id, attempt, recorded, received_at)
-                    status = Status.SUCCESS if new else Status.DUPLICATE
-                    detail, http_status = None, 200
-                _insert_audit(
-                    conn,
-                    status,
-                    http_status,
-                    item.request_id,
-                    item.event,
-                    item.session_id,
-                    detail,
-                    received_at,
-                    started,
-                    owner_id,
-                )
-                statuses.append(status)
+        try:
+            with self.engine.begin() as conn:
+                for item in items:
+                    statuses.append(
+                        self._apply_one(
+                            conn, item, attempt, recorded, received_at, started, owner_id
+                        )
+                    )
+        except BaseException:
+            self.projections.discard()  # what it projected was rolled back with it
+            raise
+        self.projections.commit()
         return statuses
+
+    def _apply_one(
+        self,
+        conn: Connection,
+        item: Arrival | Rejected,
+        attempt: int | None,
+        headers: str,
+        received_at: str,
+        started: float,
+        owner_id: int,
+    ) -> Status:
+        if isinstance(item, Rejected):
+            status, detail, http_status = Status.INVALID, item.detail, 422
+        else:
+            new = _insert_event(conn, item, owner_id, attempt, headers, received_at)
+            if new:
+                after_event(
+                    conn, owner_id, item.request_id, item.event, item.session_id,
+                    json.loads(item.envelope), received_at, self.projections,
+                )  # fmt: skip
+            status = Status.SUCCESS if new else Status.DUPLICATE
+            detail, http_status = None, 200
+        _insert_audit(
+            conn, status, http_status, item.request_id, item.event, item.session_id, detail,
+            received_at, started, owner_id,
+        )  # fmt: skip
+        return status
 
     def audit(
         self,
@@ -450,11 +469,7 @@ def _insert_event(
     }
     insert = _insert(conn, events).values(row)
     insert = insert.on_conflict_do_nothing(index_elements=["owner_id", "request_id"])
-    if conn.execute(insert.returning(events.c.id)).first() is None:
-        return False
-    envelope = json.loads(item.envelope)
-    after_event(conn, owner_id, item.request_id, item.event, item.session_id, envelope, received_at)
-    return True
+    return conn.execute(insert.returning(events.c.id)).first() is not None
 
 
 def _insert_audit(

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from receiver.app import create_app
@@ -381,3 +383,48 @@ def test_the_real_clis_hook_payloads_read_as_their_conversation(db: str) -> None
         "other",
         "<PROJECT>",
     )
+
+
+def stored_conversation(database: str) -> dict[str, Any]:
+    """Everything the projection wrote, as comparable values (no row ids)."""
+    return {
+        "messages": rows(
+            database,
+            "SELECT session_id, position, kind, role, uuid, message_id, prompt_id, agent_id,"
+            " parent_tool_use_id, timestamp, model, text, content, usage, origin, digest"
+            " FROM messages ORDER BY session_id, position",
+        ),
+        "tool_calls": rows(
+            database,
+            "SELECT tool_use_id, session_id, name, input, output, error, status, started_at,"
+            " ended_at, duration_ms FROM tool_calls ORDER BY tool_use_id",
+        ),
+        "sessions": rows(
+            database,
+            "SELECT session_id, project, title, prompts, messages, tool_calls, errors,"
+            " input_tokens, output_tokens, first_activity, last_activity, gaps, complete,"
+            " forked_from, hosts FROM sessions ORDER BY session_id",
+        ),
+    }
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(order=st.permutations(list(range(9))))
+def test_kept_transcript_parts_give_the_rows_a_projection_from_scratch_gives(
+    tmp_path: Path, order: list[int]
+) -> None:
+    """The store keeps each session's transcript part between events
+    (conversations.Projections). Whatever the order things arrive in, the rows must be
+    the ones projecting every session from nothing gives."""
+    docs = transcript(RICH, batch=3)[:5] + rich_hooks()  # 5 chunks and 4 hooks
+    docs = [docs[i] for i in order]
+    kept, fresh = (f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}" for _ in range(2))
+    with store(kept) as client:
+        send(client, docs)
+    app = create_app(fresh, TOKEN)
+    app.state.store.projections.size = 0  # nothing kept between events: from scratch
+    with TestClient(app) as client:
+        send(client, docs)
+    assert stored_conversation(kept) == stored_conversation(fresh)
