@@ -10,8 +10,6 @@ function that either returns or raises :class:`Problem`; the endpoint reads top 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import logging
@@ -20,7 +18,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from hashlib import sha256
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,6 +28,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from receiver.api import create_api
+from receiver.signatures import SIGNATURE_TOLERANCE_S as SIGNATURE_TOLERANCE_S
+from receiver.signatures import SignatureError as SignatureError
+from receiver.signatures import sign as sign
+from receiver.signatures import signing_key as signing_key
+from receiver.signatures import verify_signature as verify_signature
 from receiver.store import ADMIN_ID, Arrival, Rejected, Status, Store, User
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
 logger = logging.getLogger("receiver")
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-SIGNATURE_TOLERANCE_S = 300  # Standard Webhooks: refuse timestamps further than 5 min away
 MAX_LIST_LIMIT = 1000
 #: Envelopes one POST /hooks may carry as a JSON array.
 MAX_BATCH = 1000
@@ -101,60 +102,6 @@ class Problem(Exception):
             body["field"] = self.field
         headers = {"WWW-Authenticate": "Bearer"} if self.http_status == 401 else None
         return JSON(body, status_code=self.http_status, headers=headers)
-
-
-class SignatureError(ValueError):
-    """A Standard Webhooks signature that is missing, stale or wrong."""
-
-
-# --- Standard Webhooks signing ---------------------------------------------------------
-
-
-def signing_key(secret: str) -> bytes:
-    """The HMAC key for a secret: ``whsec_<base64>`` is decoded, anything else is UTF-8."""
-    if secret.startswith("whsec_"):
-        try:
-            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except binascii.Error as exc:
-            raise ValueError(
-                "signing secret starts with whsec_ but is not base64 after it"
-            ) from exc
-    else:
-        key = secret.encode("utf-8")
-    if not key:
-        raise ValueError("signing secret is empty")
-    return key
-
-
-def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.ts.body``."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.digest(key, signed, sha256)).decode("ascii")
-
-
-def verify_signature(
-    key: bytes,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float | None = None,
-    tolerance: int = SIGNATURE_TOLERANCE_S,
-) -> None:
-    """Check the ``webhook-*`` headers against ``body``; raise :class:`SignatureError` if bad."""
-    msg_id = headers.get("webhook-id")
-    stamp = headers.get("webhook-timestamp")
-    signatures = headers.get("webhook-signature")
-    if not (msg_id and stamp and signatures):
-        raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if not _DIGITS.fullmatch(stamp):
-        raise SignatureError("webhook-timestamp is not a Unix time in seconds")
-    timestamp = int(stamp)
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance:
-        raise SignatureError(f"webhook-timestamp is more than {tolerance} s from now")
-    expected = sign(key, msg_id, timestamp, body).encode()
-    if not any(hmac.compare_digest(s.encode(), expected) for s in signatures.split(" ")):
-        raise SignatureError("no valid webhook-signature")
 
 
 # --- the envelope ----------------------------------------------------------------------
