@@ -43,13 +43,16 @@ def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[Any]:
+def decode_cursor(cursor: str, *types: type) -> list[Any]:
+    """The sort key a cursor names, each part of the type given (``bool`` is no ``int``)."""
     try:
         padded = (cursor + "=" * (-len(cursor) % 4)).encode("ascii")
         key = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise BadCursor("cursor is not one this store handed out") from None
-    if not isinstance(key, list) or len(key) != size:
+    if not isinstance(key, list) or len(key) != len(types):
+        raise BadCursor("cursor is not one this store handed out")
+    if not all(type(part) is kind for part, kind in zip(key, types, strict=True)):
         raise BadCursor("cursor is not one this store handed out")
     return key
 
@@ -99,7 +102,7 @@ class Reader:
                 or_(func.lower(s.title).like(pattern), func.lower(s.project).like(pattern))
             )
         if cursor is not None:
-            last, last_id = decode_cursor(cursor, 2)
+            last, last_id = decode_cursor(cursor, str, int)
             activity = func.coalesce(s.last_activity, "")
             query = query.where(or_(activity < last, and_(activity == last, s.id < last_id)))
         query = query.order_by(func.coalesce(s.last_activity, "").desc(), s.id.desc())
@@ -110,11 +113,7 @@ class Reader:
         if len(found) > limit:
             tail = page[-1]
             after = encode_cursor(tail.last_activity or "", tail.id)
-        return Page([self._session_out(row) for row in page], after)
-
-    def _session_out(self, row: Any) -> dict[str, Any]:
-        item = _out(row, _SESSION_COLUMNS)
-        return item
+        return Page([_out(row, _SESSION_COLUMNS) for row in page], after)
 
     def session(self, session_id: str, owner_id: int | None) -> dict[str, Any] | None:
         """The session, or None when the owner has none by that id."""
@@ -158,9 +157,7 @@ class Reader:
             m.request_id,
         ).where(m.owner_id == owner_id, m.session_id == session_id)  # fmt: skip
         if cursor is not None:
-            (after,) = decode_cursor(cursor, 1)
-            if not isinstance(after, int):
-                raise BadCursor("cursor is not one this store handed out")
+            (after,) = decode_cursor(cursor, int)
             query = query.where(m.position > after)
         with self.engine.connect() as conn:
             found = list(conn.execute(query.order_by(m.position).limit(limit + 1)))
