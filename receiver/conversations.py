@@ -23,7 +23,15 @@ from sqlalchemy.engine import Connection
 
 from receiver.database import dialect_insert as _insert
 from receiver.projection import Conversation, Hook, Line, Transcript, transcript, with_hooks
-from receiver.schema import events, messages, records, session_records, sessions, tool_calls
+from receiver.schema import (
+    events,
+    messages,
+    records,
+    session_records,
+    session_tool_calls,
+    sessions,
+    tool_calls,
+)
 
 TRANSCRIPT = "Transcript"
 
@@ -279,7 +287,8 @@ def _store_tool_calls(
     conn: Connection, owner_id: int, session_id: str, projected: dict[str, dict[str, Any]]
 ) -> None:
     """Upsert the session's tool calls, only those whose row changed.  A tool call keeps
-    the session it was first seen in (a fork repeats its parent's calls)."""
+    the session it was first seen in; a fork, which repeats its parent's calls, lists
+    them under itself as well."""
     if not projected:
         return
     columns = [tool_calls.c[name] for name in _CALL_FIELDS]
@@ -291,6 +300,7 @@ def _store_tool_calls(
             )
         )
     }
+    _list_tool_calls(conn, owner_id, session_id, list(projected))
     for call in projected.values():
         row = {**call, "owner_id": owner_id, "session_id": session_id}
         row["input"] = None if call["input"] is None else json.dumps(call["input"])
@@ -302,6 +312,25 @@ def _store_tool_calls(
             .values(row)
             .on_conflict_do_update(index_elements=["owner_id", "tool_use_id"], set_=changes)
         )
+
+
+def _list_tool_calls(conn: Connection, owner_id: int, session_id: str, ids: list[str]) -> None:
+    """List the session's tool calls under it, those not listed yet."""
+    listed = set(
+        conn.execute(
+            select(session_tool_calls.c.tool_use_id).where(
+                session_tool_calls.c.owner_id == owner_id,
+                session_tool_calls.c.session_id == session_id,
+            )
+        ).scalars()
+    )
+    missing = [
+        {"owner_id": owner_id, "session_id": session_id, "tool_use_id": tool_use_id}
+        for tool_use_id in ids
+        if tool_use_id not in listed
+    ]
+    if missing:
+        conn.execute(session_tool_calls.insert(), missing)
 
 
 def _store_messages(

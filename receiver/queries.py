@@ -1,10 +1,14 @@
 """What the store API reads: sessions, their messages and tool calls, search, one event's
 trace.  Every read is scoped to an owner (None: an admin reading everyone's).
 
-Pages use keyset cursors, never offsets: a cursor names the last row of the page (its
-sort key and id), and the next page starts strictly after it, so rows that arrive
-meanwhile never make a page repeat or skip one.  A cursor is opaque to clients
-(URL-safe base64 of JSON); a malformed one is a :class:`BadCursor`.
+Pages use keyset cursors, never offsets: a cursor names the last row of the page, and the
+next page starts strictly after it.  A session cursor is its (last activity, id): rows that
+arrive meanwhile never make a page repeat or skip one, and a session that gets new
+activity while a client pages moves to the front, where the next first page shows it.  A
+message cursor is its position and what identifies it wherever it moves (see
+:func:`_anchor`), since a record landing earlier in a conversation moves every later
+message down.  A cursor is opaque to clients (URL-safe base64 of JSON); a malformed one is
+a :class:`BadCursor`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_, select, text
 from sqlalchemy.engine import Connection
 
-from receiver.schema import events, messages, records, sessions, tool_calls, users, webhook_events
+from receiver.schema import (
+    events,
+    messages,
+    records,
+    session_tool_calls,
+    sessions,
+    tool_calls,
+    users,
+    webhook_events,
+)
 
 _SESSION_COLUMNS = (
     "session_id", "project", "git_branch", "model", "version", "hosts", "first_activity",
@@ -69,6 +82,37 @@ def _out(row: Any, columns: tuple[str, ...] | None = None) -> dict[str, Any]:
 
 def _owned(column: Any, owner_id: int | None) -> Any:
     return column == owner_id if owner_id is not None else column.is_not(None)
+
+
+_ANCHORS = ("message_id", "uuid", "prompt_id", "request_id")
+
+
+def _anchor(row: Any) -> tuple[int, str, str, str]:
+    """A message cursor: the message's position and what identifies it whatever its
+    position (an assistant reply's message.id, a record's uuid, a hook prompt's prompt_id,
+    else the event that made it), so a record landing earlier in the conversation, which
+    moves every later message down, neither repeats nor skips one."""
+    for field in _ANCHORS:
+        value = getattr(row, field)
+        if value:
+            return row.position, row.kind, field, value
+    return row.position, row.kind, "request_id", ""
+
+
+def _where_now(
+    conn: Connection, query: Any, position: int, kind: str, field: str, value: str
+) -> int:
+    """Where the cursor's message is now: at its old position (the usual case, one index
+    lookup), else wherever the same message moved to, else (it is gone: a hook's prompt
+    replaced by its transcript record) its old position."""
+    same = and_(messages.c.kind == kind, messages.c[field] == value)
+    if conn.execute(query.where(messages.c.position == position, same)).first():
+        return position
+    moved = conn.execute(
+        query.with_only_columns(messages.c.position).where(same)
+        .order_by(messages.c.position).limit(1)
+    ).scalar()  # fmt: skip
+    return position if moved is None else int(moved)
 
 
 class Reader:
@@ -156,17 +200,21 @@ class Reader:
             m.parent_tool_use_id, m.timestamp, m.model, m.content, m.usage, m.origin,
             m.request_id,
         ).where(m.owner_id == owner_id, m.session_id == session_id)  # fmt: skip
-        if cursor is not None:
-            (after,) = decode_cursor(cursor, int)
-            query = query.where(m.position > after)
         with self.engine.connect() as conn:
+            if cursor is not None:
+                position, kind, field, value = decode_cursor(cursor, int, str, str, str)
+                if field not in _ANCHORS:
+                    raise BadCursor("cursor is not one this store handed out")
+                after = _where_now(conn, query, position, kind, field, value)
+                query = query.where(m.position > after)
             found = list(conn.execute(query.order_by(m.position).limit(limit + 1)))
         page = found[:limit]
-        after_cursor = encode_cursor(page[-1].position) if len(found) > limit else None
+        after_cursor = encode_cursor(*_anchor(page[-1])) if len(found) > limit else None
         return Page([_out(row) for row in page], after_cursor)
 
     def tools(self, session_id: str, owner_id: int) -> list[dict[str, Any]]:
-        t = tool_calls.c
+        """The tool calls the session shows (a fork's include its parent's), in start order."""
+        t, listed = tool_calls.c, session_tool_calls
         query = (
             select(
                 t.tool_use_id,
@@ -180,7 +228,12 @@ class Reader:
                 t.duration_ms,
                 t.agent_id,
             )
-            .where(t.owner_id == owner_id, t.session_id == session_id)
+            .select_from(listed)
+            .join(
+                tool_calls,
+                and_(t.owner_id == listed.c.owner_id, t.tool_use_id == listed.c.tool_use_id),
+            )
+            .where(listed.c.owner_id == owner_id, listed.c.session_id == session_id)
             .order_by(func.coalesce(t.started_at, ""), t.id)
         )
         with self.engine.connect() as conn:

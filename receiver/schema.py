@@ -212,3 +212,13 @@ tool_calls = Table(
     UniqueConstraint("owner_id", "tool_use_id", name="tool_calls_owner_tool_use_id"),
     Index("tool_calls_owner_session", "owner_id", "session_id"),
 )
+
+#: Which sessions show a tool call: a ``--fork-session`` copy repeats its parent's calls
+#: (one row in tool_calls, kept under the session that told of it first), listed under both.
+session_tool_calls = Table(
+    "session_tool_calls",
+    metadata,
+    Column("owner_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("session_id", String(200), primary_key=True),
+    Column("tool_use_id", String(200), primary_key=True),
+)

@@ -18,6 +18,7 @@ from receiver.app import create_app
 from receiver.store import Store
 from tests.conftest import TestClient, start_receiver
 from tests.test_conversations import (
+    COMPACTED,
     FORK,
     PARENT,
     RICH,
@@ -268,3 +269,30 @@ def test_the_stream_sends_each_applied_event_as_it_arrives(tmp_path: Path) -> No
         "hook",
     )
     assert events[2]["session_id"] == "stream-session" and events[2]["prompts"] == 1
+
+
+def _identity(message: dict[str, Any]) -> tuple[Any, ...]:
+    return (message["kind"], message["uuid"], message["message_id"])
+
+
+@pytest.mark.parametrize("late", [8, 10])
+def test_a_record_landing_earlier_while_paging_makes_no_page_repeat_or_skip(
+    db: str, late: int
+) -> None:
+    chunks = transcript(COMPACTED, batch=1)
+    with api(db) as client:
+        send(client, chunks[:late] + chunks[late + 1 :])
+        before = get(client, f"/sessions/{COMPACTED.stem}/messages?limit=1000")["messages"]
+        page = get(client, f"/sessions/{COMPACTED.stem}/messages?limit=6")
+        seen = page["messages"]
+        send(client, [chunks[late]])  # lands before the cursor: every later message moves
+        after = get(client, f"/sessions/{COMPACTED.stem}/messages?limit=1000")["messages"]
+        assert len(after) > len(before)
+        cursor = page["nextCursor"]
+        while cursor is not None:
+            page = get(client, f"/sessions/{COMPACTED.stem}/messages?limit=6&cursor={cursor}")
+            seen += page["messages"]
+            cursor = page["nextCursor"]
+    identities = [_identity(m) for m in seen]
+    assert len(identities) == len(set(identities))  # nothing repeated
+    assert {_identity(m) for m in before} <= set(identities)  # nothing skipped

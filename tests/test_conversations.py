@@ -25,6 +25,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 TOKEN = "conversation-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TRANSCRIPTS = Path(__file__).parent / "fixtures" / "transcripts"
 RICH = TRANSCRIPTS / "rich-turn" / "2a2ecfaf-ba89-45e3-9d0f-0760b71e296a.jsonl"
 LARGE = TRANSCRIPTS / "large-tool-output" / "f3941b84-2531-4987-9182-2a2ef4f11ee5.jsonl"
@@ -267,6 +268,12 @@ def test_a_fork_is_stored_once_and_both_sessions_are_complete(db: str, fork_firs
     shared = [m for m in conversation(db, PARENT.stem) if m[0] == "prompt"]
     forked = [m for m in conversation(db, FORK.stem) if m[0] == "prompt"]
     assert forked[: len(shared)] == shared and len(forked) == len(shared) + 1
+    calls = rows(db, "SELECT tool_use_id, status FROM tool_calls")
+    assert calls == [{"tool_use_id": "toolu_fake00000353638681", "status": "ok"}]  # once
+    with store(db) as client:
+        for session in (PARENT.stem, FORK.stem):  # and shown in both
+            shown = client.get(f"/api/sessions/{session}/tools", headers=AUTH).json()
+            assert [t["tool_use_id"] for t in shown["tool_calls"]] == [calls[0]["tool_use_id"]]
 
 
 def test_a_large_tool_output_arrives_whole_from_its_tool_result_file(db: str) -> None:

@@ -16,10 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from receiver.app import create_app
 from receiver.database import connect, head_version, migrate, url_of
+from receiver.schema import metadata
 from receiver.store import ADMIN_ID, Store, token_digest
 from tests.conftest import start_receiver
 from tests.pg import Server
@@ -89,6 +92,22 @@ def test_a_new_database_is_migrated_to_the_head_and_a_second_migrate_does_nothin
     assert rows(db, "SELECT version_num FROM alembic_version") == [{"version_num": head_version()}]
     admin = rows(db, "SELECT id, name, admin, token_sha256 FROM users")
     assert admin == [{"id": ADMIN_ID, "name": "admin", "admin": True, "token_sha256": None}]
+
+
+def _search_index(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
+    """What the migrations add for search outside the tables' declarations."""
+    return not (name or "").startswith(("messages_fts", "messages_text_search", "text_search"))
+
+
+def test_the_migrations_build_the_tables_the_code_declares(db: str) -> None:
+    engine = connect(db)
+    migrate(engine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"include_object": _search_index, "compare_type": False}
+        )
+        assert compare_metadata(context, metadata) == []
+    engine.dispose()
 
 
 def test_a_database_newer_than_the_code_is_refused_with_one_line(db: str) -> None:
