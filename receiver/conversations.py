@@ -114,18 +114,23 @@ def _keep_records(
         kept.setdefault(row["record_key"], row)
     if not kept:
         return session_id
-    # three statements for the whole envelope, not two per record
-    insert = _insert(conn, records).on_conflict_do_nothing(
-        index_elements=["owner_id", "record_key"]
+    # two statements for the whole envelope, not two per record; a third for the records
+    # stored before (a resend, a fork's copy), whose ids the insert does not return
+    insert = (
+        _insert(conn, records)
+        .on_conflict_do_nothing(index_elements=["owner_id", "record_key"])
+        .returning(records.c.record_key, records.c.id)
     )
-    conn.execute(insert, list(kept.values()))
-    ids = dict(
-        conn.execute(
-            select(records.c.record_key, records.c.id).where(
-                records.c.owner_id == owner_id, records.c.record_key.in_(list(kept))
-            )
-        ).all()
-    )
+    ids: dict[str, int] = {key: id_ for key, id_ in conn.execute(insert, list(kept.values()))}
+    if len(ids) < len(kept):
+        before = [key for key in kept if key not in ids]
+        ids.update(
+            conn.execute(
+                select(records.c.record_key, records.c.id).where(
+                    records.c.owner_id == owner_id, records.c.record_key.in_(before)
+                )
+            ).all()
+        )
     places: dict[int, int] = {}  # record id -> its first index in this envelope
     for index, key in enumerate(keys):
         places.setdefault(ids[key], index)
