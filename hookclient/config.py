@@ -34,6 +34,7 @@ from hookclient.settings import Delivery as Delivery
 from hookclient.settings import Endpoint as Endpoint
 from hookclient.settings import Logs as Logs
 from hookclient.settings import Queue as Queue
+from hookclient.settings import Transcripts as Transcripts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ def _expand(name: str, value: str) -> str:
         path = dirs.expand(value)
     except RuntimeError:  # ~user with no such user, or no home at all
         raise ValueError("a path whose ~ can be expanded") from None
-    if name in ("queue.dir", "logs.dir") and not os.path.isabs(path):
+    if name in ("queue.dir", "logs.dir", "transcripts.projects_dir") and not os.path.isabs(path):
         raise ValueError("an absolute directory")
     return path
 
@@ -326,6 +327,9 @@ def _build(
     check("delivery.inline_attempts", values["delivery.inline_attempts"] >= 1, "at least 1")
     check("queue.workers", values["queue.workers"] >= 1, "at least 1")
     check("endpoint.timeout", values["endpoint.timeout"] > 0, "more than 0 seconds")
+    check("transcripts.batch_records", values["transcripts.batch_records"] >= 1, "at least 1")
+    for name in ("transcripts.batch_bytes", "transcripts.max_record_bytes"):
+        check(name, values[name] >= 4096, "at least 4096 bytes")
     if values["delivery.redact_patterns"]:  # compiled once here, and then by the envelope
         check(
             "delivery.redact_patterns",
@@ -350,6 +354,7 @@ def _build(
         delivery=_section(Delivery, values),
         queue=_section(Queue, values),
         logs=_section(Logs, values),
+        transcripts=_section(Transcripts, values),
         sources=dict(sources),
         files=files,
         problems=tuple(problems),

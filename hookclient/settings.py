@@ -229,11 +229,23 @@ class Logs(_Value):
     backups: int = key(default=5, help="rotated files kept per log")
 
 
+class Transcripts(_Value):
+    sync: bool = key(default=True, help="queued ships transcripts (false: hook events only)")
+    #: unset means $CLAUDE_CONFIG_DIR/projects, else ~/.claude/projects
+    projects_dir: FilePath | None = key(default=None, help="where Claude Code keeps transcripts")
+    batch_records: int = key(default=500, help="records per Transcript envelope, at most")
+    batch_bytes: int = key(default=1024 * 1024, help="bytes of records per envelope, at most")
+    max_record_bytes: int = key(default=1024 * 1024, help="a larger record is cut to its ids")
+    delay: float = key(default=1.0, help="seconds after a session's event before its sync")
+    settle: float = key(default=2.0, help="seconds after Stop/SessionEnd for a second sync")
+
+
 class Config(_Value):
     endpoint: Endpoint = derived()
     delivery: Delivery = derived()
     queue: Queue = derived()
     logs: Logs = derived()
+    transcripts: Transcripts = derived()
     #: "section.key" -> where its value came from ("default", "env NAME", a file, "flag").
     sources: Mapping[str, str] = derived()
     #: the files that were read, in the order they were applied
@@ -245,5 +257,5 @@ class Config(_Value):
 #: The sections a file may hold, named as their classes are, in the order ``config
 #: show`` lists them.
 SECTIONS: dict[str, type[_Value]] = {
-    cls.__name__.lower(): cls for cls in (Endpoint, Delivery, Queue, Logs)
+    cls.__name__.lower(): cls for cls in (Endpoint, Delivery, Queue, Logs, Transcripts)
 }
