@@ -33,6 +33,7 @@ examples:
   hookclient install --scope user                        register the hook in Claude Code
   hookclient trace 019ab2c4                              one event's timeline and state
   hookclient doctor                                      is everything in place?
+  hookclient backfill                                    ship transcripts not shipped yet
   hookclient config show                                 effective settings and sources
   hookclient config path                                 which files are read
 
@@ -141,6 +142,46 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--json", action="store_true", help="print JSON")
     _config_flag(trace)
 
+    backfill = commands.add_parser(
+        "backfill",
+        help="spool every transcript not shipped yet, for a daemon to deliver",
+        description=(
+            "Spool what Claude Code's transcripts hold beyond their checkpoints (every\n"
+            "session under the projects directory, its subagents and tool-result files\n"
+            "included) as Transcript envelopes, then make sure a daemon delivers them, as\n"
+            "the hook does in auto mode. Recovers what the hooks missed: sessions from\n"
+            "before hookclient was installed, or while it was off. A second run spools\n"
+            "nothing; it is safe while queued follows the same files. Shows a progress\n"
+            "bar on a terminal, else one summary line."
+        ),
+        epilog=(
+            "examples:\n"
+            "  hookclient backfill                          everything not shipped yet\n"
+            "  hookclient backfill --dry-run                count it, write nothing\n"
+            "  hookclient backfill --since 2026-11-01       sessions changed since then\n"
+            "  hookclient backfill --session ID --force     one session again, from the start\n"
+            "  hookclient backfill --json                   {files, records, bytes, envelopes,\n"
+            "                                               skipped, errors}\n"
+            "the store keeps each record once: --force never stores anything twice"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backfill.add_argument(
+        "--projects-dir", metavar="DIR", help="default: [transcripts] projects_dir"
+    )
+    backfill.add_argument(
+        "--session", nargs="+", metavar="ID", help="only these sessions (their ids)"
+    )
+    backfill.add_argument(
+        "--since", metavar="DATE", help="only sessions changed since (YYYY-MM-DD or ISO time)"
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="count, write nothing")
+    backfill.add_argument(
+        "--force", action="store_true", help="ignore checkpoints: read every file from its start"
+    )
+    backfill.add_argument("--json", action="store_true", help="print the counts as JSON")
+    _config_flag(backfill)
+
     doctor = commands.add_parser(
         "doctor",
         help="check config, token, endpoint, spool, daemon, backlog, logs, Claude settings",
@@ -225,6 +266,10 @@ def _main(argv: list[str]) -> int:
             from hookclient.hook import SendOptions, send
 
             return send(SendOptions(event=args.event, mode=args.mode, config=args.config))
+        if args.command == "backfill":
+            from hookclient import backfill
+
+            return backfill.run(args)
         if args.command in ("config", "install", "uninstall", "trace", "doctor"):
             from hookclient import commands
 

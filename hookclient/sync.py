@@ -142,6 +142,8 @@ class Syncer:
     def file(self, item: TranscriptFile, *, force: bool = False, dry_run: bool = False) -> Counts:
         """Ship one file's new complete lines (and, for a main transcript, its new
         tool-result files), holding its checkpoint's lock throughout."""
+        if dry_run:  # reads only: no lock file, no directory, nothing written
+            return self._file(item, force, dry_run)
         try:
             with self.checkpoints.lock(item.key):
                 return self._file(item, force, dry_run)
@@ -159,7 +161,7 @@ class Syncer:
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed below, after the last batch
         except FileNotFoundError:  # not written yet (SessionStart), or cleaned up
-            return Counts(skipped=1)
+            return Counts(files=1, skipped=1)
         except OSError as exc:
             self.log.warning(
                 "transcript unreadable", sessionId=item.session_id, path=path, error=str(exc)
@@ -252,13 +254,13 @@ class Syncer:
             return False
         return any(
             checkpoint.tool_results.get(os.path.basename(p)) != os.path.getsize(p)
-            for p in _tool_result_files(checkpoint)
+            for p in tool_result_files(checkpoint.path, checkpoint.session_id)
         )
 
     def _tool_results(self, checkpoint: Checkpoint, counts: Counts, dry_run: bool) -> None:
         """Ship the tool-result files not shipped yet (or grown since), one envelope."""
         records, shipped = [], {}
-        for path in _tool_result_files(checkpoint):
+        for path in tool_result_files(checkpoint.path, checkpoint.session_id):
             name = os.path.basename(path)
             size = os.path.getsize(path)
             if checkpoint.tool_results.get(name) == size:
@@ -268,7 +270,7 @@ class Syncer:
             shipped[name] = size
         if not records:
             return
-        size = sum(len(r["text"]) for r in records)
+        size = sum(int(r["bytes"]) for r in records)
         batch = Batch(checkpoint.offset, checkpoint.offset, records, size)
         self._ship(batch, checkpoint, counts, dry_run)
         checkpoint.tool_results.update(shipped)
@@ -276,8 +278,9 @@ class Syncer:
             self.checkpoints.save(checkpoint)
 
 
-def _tool_result_files(checkpoint: Checkpoint) -> list[str]:
-    folder = os.path.join(os.path.dirname(checkpoint.path), checkpoint.session_id, "tool-results")
+def tool_result_files(transcript_path: str, session_id: str) -> list[str]:
+    """The full tool outputs the CLI kept beside a session's main transcript."""
+    folder = os.path.join(os.path.dirname(transcript_path), session_id, "tool-results")
     return sorted(glob.glob(os.path.join(glob.escape(folder), "*.txt")))
 
 
