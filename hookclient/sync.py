@@ -18,12 +18,14 @@ Used by ``queued`` (live) and ``hookclient backfill``; never by the hook.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from filelock import Timeout
 
@@ -120,6 +122,7 @@ class Syncer:
         *,
         now: Callable[[], float] = time.time,
         progress: Callable[[int, int], None] | None = None,
+        spooled: Callable[[str], None] | None = None,
     ) -> None:
         self.spool = spool
         self.checkpoints = Checkpoints(spool.root)
@@ -129,6 +132,11 @@ class Syncer:
         self.now = now
         #: called with (records, bytes) after each envelope: backfill's progress bar
         self.progress = progress
+        #: set by a stopping daemon: the file being read stops after its current batch
+        #: (its checkpoint is saved after each one: nothing is lost)
+        self.stopping = False
+        #: told each new pending file's name: the daemon's own reads need no watchdog
+        self.spooled = spooled
 
     def session(
         self, transcript_path: str, session_id: str, *, force: bool = False, dry_run: bool = False
@@ -159,7 +167,7 @@ class Syncer:
         path = self._locate(item, saved)
         counts = Counts(files=1)
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below, after the last batch
+            fh = _open_regular(path)
         except FileNotFoundError:  # not written yet (SessionStart), or cleaned up
             return Counts(files=1, skipped=1)
         except OSError as exc:
@@ -175,6 +183,8 @@ class Syncer:
                 return counts
             checkpoint.size = info.st_size
             for batch in batches(fh, checkpoint.offset, self.limits):
+                if self.stopping:
+                    break
                 self._ship(batch, checkpoint, counts, dry_run)
                 checkpoint.offset = batch.end_offset
                 checkpoint.tail = tail_hash(fh, batch.end_offset)
@@ -248,6 +258,8 @@ class Syncer:
             path=checkpoint.path, offset=offset, endOffset=end, records=len(records),
             file=record.name,
         )  # fmt: skip
+        if self.spooled is not None:
+            self.spooled(record.name)
 
     def _new_tool_results(self, checkpoint: Checkpoint) -> bool:
         if checkpoint.agent_id is not None:
@@ -282,6 +294,19 @@ def tool_result_files(transcript_path: str, session_id: str) -> list[str]:
     """The full tool outputs the CLI kept beside a session's main transcript."""
     folder = os.path.join(os.path.dirname(transcript_path), session_id, "tool-results")
     return sorted(glob.glob(os.path.join(glob.escape(folder), "*.txt")))
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """Open a transcript for reading, refusing anything but a regular file: a FIFO or a
+    device named as a transcript would block the reader (O_NONBLOCK: never waits)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _changed(saved: Checkpoint, info: os.stat_result, fh: Any) -> str | None:

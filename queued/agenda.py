@@ -44,6 +44,11 @@ class Agenda:
             heapq.heappush(self._heap, (due, name))
             return True
 
+    def due_of(self, name: str) -> float | None:
+        """When ``name`` is due, or None if it is not in the agenda."""
+        with self._lock:
+            return self._due.get(name)
+
     def pop_due(self, now: float, limit: int) -> list[str]:
         """Up to ``limit`` names due at ``now``, earliest first, removed from the agenda."""
         out: list[str] = []

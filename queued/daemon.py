@@ -78,6 +78,7 @@ RETIRE = getattr(signal, "SIGUSR2", signal.SIGTERM)
 
 if TYPE_CHECKING:
     from hookclient.spoolstate import Owner
+    from queued.follower import Follower
 
 
 class Daemon:
@@ -146,6 +147,22 @@ class Daemon:
         self.lock_id: tuple[int, int] | None = None  # (st_dev, st_ino) of daemon.lock
         self.fatal: str | None = None
         self.paused_until = 0.0  # monotonic: no claims before, the spool could not be written
+        #: follows the transcripts of the sessions whose events pass through (None: sync off)
+        self.follower: Follower | None = self._follower() if config.transcripts.sync else None
+
+    def _follower(self) -> Follower:
+        from hookclient.sync import Syncer
+        from queued.follower import Follower
+
+        transcripts = self.config.transcripts
+        return Follower(
+            Syncer(self.config, self.spool, self.log, now=self.clock.now, spooled=self.notice),
+            self.log,
+            delay=transcripts.delay,
+            settle=transcripts.settle,
+            monotonic=self.clock.monotonic,
+            wake=self.wake.set,
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -275,9 +292,13 @@ class Daemon:
             self.log.warning("insecure endpoint", error=warning)
         if self.watch:  # first: a file created during the first scan is still seen
             self._start_observer()
+            if self.follower is not None:
+                self.follower.start_watching(self.observer)
         self.rescan()
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.close()  # ends after the batch in hand: its checkpoint is saved
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
@@ -317,7 +338,7 @@ class Daemon:
         self._wait_inflight()
 
     def step(self) -> int:
-        """One pass: rescan when due, then hand due events to free workers."""
+        """One pass: rescan when due, read transcripts due, hand due events to workers."""
         if self.flush_requested:
             self.flush()
         if self.clock.monotonic() >= self.next_rescan:
@@ -329,6 +350,7 @@ class Daemon:
                 self.log.error(
                     "rescan failed", spool=str(Path(self.config.queue.dir)), error=str(exc)
                 )
+        self._follow()
         free = self.workers - len(self.inflight)
         if free <= 0 or self.stopping or self.clock.monotonic() < self.paused_until:
             return 0
@@ -342,11 +364,19 @@ class Daemon:
             self._dispatch(name)
         return len(names)
 
+    def _follow(self) -> None:
+        if self.follower is not None and not self.stopping:
+            self.follower.run_due()
+
     def drain_due(self) -> None:
         """``--once``: deliver everything due now, then return."""
         while True:
             self.step()
-            if not self.inflight and (self.stopping or not self._has_due()):
+            if (
+                not self.inflight
+                and (self.stopping or not self._has_due())
+                and not (self.follower is not None and self.follower.due_now())
+            ):
                 break
             self.wake.wait(0.05)
             self.wake.clear()
@@ -370,10 +400,15 @@ class Daemon:
             waits.append(max(0.0, due - self.clock.monotonic()))
         if self.idle_exit:
             waits.append(max(0.0, self.last_activity + self.idle_exit - self.clock.monotonic()))
+        follow = self.follower.next_due() if self.follower is not None else None
+        if follow is not None:
+            waits.append(max(0.0, follow - self.clock.monotonic()))
         return max(0.01, min(waits))
 
     def _idle_expired(self) -> bool:
         if not self.idle_exit or self.inflight or len(self.agenda):
+            return False
+        if self.follower is not None and self.follower.busy():
             return False
         return self.clock.monotonic() - self.last_activity >= self.idle_exit
 
@@ -426,6 +461,8 @@ class Daemon:
         for name in self.spool.names(State.PENDING):
             if name not in self.inflight:
                 self.agenda.add_new(name, now)
+        if self.follower is not None:
+            self.follower.rescan()
 
     def flush(self) -> None:
         """``queued flush``: read its request (``flush.json``), put every pending file
@@ -613,6 +650,8 @@ class Daemon:
         except CorruptFile as exc:
             self._quarantine(path, exc)
             return
+        if self.follower is not None:
+            self.follower.saw(record.envelope)
         now = self.clock.now()
         due = _due(record, now)
         if (

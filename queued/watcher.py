@@ -16,6 +16,7 @@ from typing import Any
 from watchdog.events import (
     FileClosedEvent,
     FileCreatedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -77,3 +78,24 @@ def start_observer(directory: Path, notice: Callable[[str], None]) -> Any:
     observer.daemon = True
     observer.start()
     return observer
+
+
+class _WrittenHandler(FileSystemEventHandler):
+    def __init__(self, written: Callable[[str], None]) -> None:
+        self.written = written
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        if isinstance(event, FileMovedEvent):
+            self.written(os.fsdecode(event.dest_path))
+        elif isinstance(event, FileModifiedEvent | FileCreatedEvent | FileClosedEvent):
+            self.written(os.fsdecode(event.src_path))
+
+
+def watch_written(
+    observer: Any, directory: str, written: Callable[[str], None], *, recursive: bool
+) -> None:
+    """Also tell ``written(path)`` of every file written, created or moved in under
+    ``directory`` (transcripts: the follower reads what they gained)."""
+    observer.schedule(_WrittenHandler(written), directory, recursive=recursive)

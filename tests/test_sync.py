@@ -312,3 +312,16 @@ def test_two_writers_at_once_ship_every_line_once_and_never_move_back(
     assert [r for r in shipped(cfg) if "n" not in r] == []
     assert numbers(cfg) == list(range(400))  # each line once, in order
     assert offsets == sorted(offsets)
+
+
+def test_a_fifo_named_as_the_transcript_is_refused_at_once(
+    tmp_path: Path, transcript: Path
+) -> None:
+    cfg = config(tmp_path)
+    os.mkfifo(transcript)  # nobody ever writes to it: an open() for reading would block
+    done = threading.Thread(target=lambda: sync(cfg, transcript), daemon=True)
+    done.start()
+    done.join(timeout=30)
+    assert not done.is_alive()
+    [warning] = [json.loads(x) for x in (Path(cfg.logs.dir) / "error.log").read_text().splitlines()]
+    assert warning["msg"] == "transcript unreadable" and "not a regular file" in warning["error"]

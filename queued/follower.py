@@ -1,0 +1,198 @@
+"""The daemon's transcript follower: which sessions it follows, when each is read next,
+and the thread that reads them (:class:`hookclient.sync.Syncer` does the reading).
+
+A session is followed from the first of its events the daemon reads (its
+``transcript_path``).  It is read ``delay`` after any of its events, again ``settle``
+after Stop, SubagentStop, PreCompact and SessionEnd (the CLI writes the file
+asynchronously), whenever watchdog reports one of its files written, and at every
+rescan for the files that grew since their checkpoints.  Reads run on one thread of
+their own, so a long transcript never holds up a delivery, and never two at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from hookclient.sync import TRANSCRIPT, Syncer
+
+if TYPE_CHECKING:
+    from hookclient.logs import EventLogger
+    from queued.agenda import Agenda
+
+#: Events after which the CLI finishes writing a turn (or the session) a little later.
+SETTLE_AFTER = frozenset({"Stop", "SubagentStop", "PreCompact", "SessionEnd"})
+
+
+class Follower:
+    """The sessions one daemon follows; thread-safe (workers report events)."""
+
+    def __init__(
+        self,
+        syncer: Syncer,
+        log: EventLogger,
+        *,
+        delay: float,
+        settle: float,
+        monotonic: Callable[[], float],
+        wake: Callable[[], None],
+    ) -> None:
+        from queued.agenda import Agenda
+
+        self.syncer = syncer
+        self.log = log
+        self.delay = delay
+        self.settle = settle
+        self.monotonic = monotonic
+        self.wake = wake
+        #: session id -> its main transcript's path
+        self.sessions: dict[str, str] = {}
+        self.agenda: Agenda = Agenda()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="transcripts")
+        self._running: Future[Any] | None = None
+        self._watched: set[str] = set()
+        self.observer: Any = None
+
+    # -- what tells us to read -------------------------------------------------------
+
+    def saw(self, envelope: dict[str, Any]) -> None:
+        """An event the daemon read: follow its session, read it after ``delay`` (and
+        again after ``settle`` at the end of a turn)."""
+        event = envelope.get("event")
+        payload = envelope.get("payload")
+        if event == TRANSCRIPT or not isinstance(payload, dict):
+            return
+        path, session = payload.get("transcript_path"), payload.get("session_id")
+        if not isinstance(path, str) or not path or not isinstance(session, str) or not session:
+            return
+        with self._lock:
+            new = self.sessions.get(session) != path
+            self.sessions[session] = path
+        if new:
+            self._watch(path, session)
+        now = self.monotonic()
+        self._due(session, now + self.delay)
+        if event in SETTLE_AFTER:
+            self._due(f"{session}\0settle", now + self.delay + self.settle)
+
+    def written(self, path: str) -> None:
+        """watchdog: a file was written; read its session soon if we follow it."""
+        session = _session_of(path, self.sessions)
+        if session is not None:
+            self._due(session, self.monotonic() + self.delay)
+
+    def rescan(self) -> None:
+        """Queue every followed or checkpointed file that grew since its checkpoint."""
+        now = self.monotonic()
+        known = {c.session_id: c for c in self.syncer.checkpoints.all() if c.agent_id is None}
+        with self._lock:
+            for session, saved in known.items():
+                self.sessions.setdefault(session, saved.path)
+            followed = dict(self.sessions)
+        for session, path in followed.items():
+            checkpoint = known.get(session)
+            if checkpoint is None or _grew(path, checkpoint.offset, checkpoint.size):
+                self._due(session, now)
+
+    def _due(self, key: str, when: float) -> None:
+        """Read ``key``'s session at ``when``, unless a read is due sooner: a read sees
+        every line written before it, and lines written after it bring their own."""
+        current = self.agenda.due_of(key)
+        if current is not None and current <= when:
+            return
+        self.agenda.add(key, when)
+        self.wake()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def run_due(self) -> None:
+        """Hand the sessions whose time has come to the reading thread, one at a time."""
+        if self._running is not None and not self._running.done():
+            return
+        keys = self.agenda.pop_due(self.monotonic(), 1)
+        if not keys:
+            return
+        session = keys[0].split("\0", 1)[0]
+        path = self.sessions.get(session)
+        if path is None:
+            return
+        self._running = self._pool.submit(self._read, session, path)
+        self._running.add_done_callback(lambda _f: self.wake())
+
+    def _read(self, session: str, path: str) -> None:
+        try:
+            self.syncer.session(path, session)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            # logged with the session; its lines stay unread, retried at the next rescan
+            self.log.error("transcript sync failed", sessionId=session, path=path, error=repr(exc))
+
+    def next_due(self) -> float | None:
+        return self.agenda.next_due()
+
+    def due_now(self) -> bool:
+        """A read is due now or running (``queued run --once`` waits for those)."""
+        due = self.agenda.next_due()
+        running = self._running is not None and not self._running.done()
+        return running or (due is not None and due <= self.monotonic())
+
+    def busy(self) -> bool:
+        """Reading, or a read is scheduled: the daemon is not idle."""
+        return len(self.agenda) > 0 or (self._running is not None and not self._running.done())
+
+    def close(self) -> None:
+        self.syncer.stopping = True
+        self._pool.shutdown(wait=True)
+
+    # -- watching --------------------------------------------------------------------
+
+    def start_watching(self, observer: Any) -> None:
+        self.observer = observer
+        for session, path in list(self.sessions.items()):
+            self._watch(path, session)
+
+    def _watch(self, path: str, session: str) -> None:
+        """Watch the transcript's folder, and the session's own folder (subagents,
+        tool-result files) when it exists: a write there reads the session soon."""
+        if self.observer is None:
+            return
+        from queued.watcher import watch_written
+
+        project = os.path.dirname(path)
+        for folder, recursive in ((project, False), (os.path.join(project, session), True)):
+            if folder in self._watched or not os.path.isdir(folder):
+                continue
+            try:
+                watch_written(self.observer, folder, self.written, recursive=recursive)
+            except OSError as exc:  # inotify watches exhausted: the rescan still reads it
+                self.log.warning("cannot watch transcripts", path=folder, error=str(exc))
+                continue
+            self._watched.add(folder)
+
+
+def _session_of(path: str, sessions: dict[str, str]) -> str | None:
+    """The followed session a written file belongs to: its main transcript
+    (``<project>/<session>.jsonl``) or a file in its folder (``<project>/<session>/
+    subagents/...``, ``.../tool-results/...``); None for anything else."""
+    name = os.path.basename(path)
+    if name.endswith(".jsonl") and sessions.get(name[: -len(".jsonl")]) == path:
+        return name[: -len(".jsonl")]
+    folder = os.path.dirname(path)
+    for _ in range(2):  # the session folder, or one below it
+        session = os.path.basename(folder)
+        transcript = sessions.get(session)
+        if transcript is not None and os.path.dirname(transcript) == os.path.dirname(folder):
+            return session
+        folder = os.path.dirname(folder)
+    return None
+
+
+def _grew(path: str, offset: int, size: int) -> bool:
+    try:
+        now = os.path.getsize(path)
+    except OSError:
+        return False
+    return now != size or now > offset
