@@ -61,6 +61,7 @@ def run_checks(environ: Mapping[str, str], config_path: str | None) -> list[Chec
         _breaker,
         _logs,
         _claude_settings,
+        _transcripts,
     ):
         try:
             checks.append(check(config, environ))
@@ -526,6 +527,67 @@ def _claude_settings(config: Config, environ: Mapping[str, str]) -> Check:
             "run `hookclient install` (--scope user|project|local)",
         )
     return Check("claude", "OK", "hook registered (" + "; ".join(found) + ")")
+
+
+#: Claude Code deletes transcripts older than this many days unless its settings say else.
+CLEANUP_PERIOD_DAYS = 30
+#: How soon before that deletion an unshipped transcript is worth a warning.
+CLEANUP_MARGIN_DAYS = 7
+
+
+def _transcripts(config: Config, environ: Mapping[str, str]) -> Check:
+    """Transcripts never shipped (sessions from before hookclient, or while it was off),
+    and those Claude Code's ``cleanupPeriodDays`` will delete before anything ships them."""
+    from hookclient.checkpoints import Checkpoints, key_of
+    from hookclient.sync import all_sessions, projects_dir
+
+    if not config.transcripts.sync:
+        return Check("transcripts", "OK", "sync off: hook events only ([transcripts] sync = false)")
+    root = projects_dir(config, dict(environ))
+    found = list(all_sessions(root))
+    if not found:
+        return Check("transcripts", "OK", f"none under {root} yet")
+    checkpoints = Checkpoints(config.queue.dir)
+    unshipped = []
+    for path, session in found:
+        saved = checkpoints.load(key_of(session, None))
+        if saved is None or (saved.offset < _size(path) and _age_of(path) > 3600):
+            unshipped.append(path)  # never read, or left behind for over an hour
+    if not unshipped:
+        return Check("transcripts", "OK", f"{len(found)} under {root}, all shipped")
+    days = _cleanup_days(environ)
+    doomed = [p for p in unshipped if _age_of(p) > (days - CLEANUP_MARGIN_DAYS) * 86400]
+    detail = f"{len(unshipped)} of {len(found)} transcripts under {root} were never shipped"
+    fix = "run `hookclient backfill` (it shows what it ships; --dry-run counts first)"
+    if doomed:
+        detail += (
+            f"; {len(doomed)} of them are older than {days - CLEANUP_MARGIN_DAYS} days and "
+            f"Claude Code deletes transcripts after {days} (cleanupPeriodDays)"
+        )
+        fix += ", now; or raise cleanupPeriodDays in Claude Code's settings.json"
+    return Check("transcripts", "WARN", detail, fix)
+
+
+def _cleanup_days(environ: Mapping[str, str]) -> int:
+    from hookclient.install import settings_path
+
+    data = _json(settings_path("user", dict(environ))) or {}
+    days = data.get("cleanupPeriodDays", CLEANUP_PERIOD_DAYS)
+    return days if isinstance(days, int) and not isinstance(days, bool) else CLEANUP_PERIOD_DAYS
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _age_of(path: str) -> float:
+    try:
+        return time.time() - os.path.getmtime(path)
+    except OSError:
+        return 0.0
 
 
 def _has_ours(groups: Any, is_ours: Callable[[object], bool]) -> bool:

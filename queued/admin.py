@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -151,7 +152,28 @@ def status(config: Config) -> dict[str, Any]:
         "breaker": breaker,
         "lastDelivery": _last_line(config, "success", ("delivered",)),
         "lastFailure": _last_line(config, "error", FAILURES),
+        "transcripts": _transcripts(config),
     }
+
+
+def _transcripts(config: Config) -> list[dict[str, Any]]:
+    """Each transcript file this spool follows: how far it was read, how much is left
+    (``behind``: bytes written since, or None when the file is gone)."""
+    from hookclient.checkpoints import Checkpoints
+
+    found = []
+    for checkpoint in Checkpoints(config.queue.dir).all():
+        try:
+            size: int | None = os.path.getsize(checkpoint.path)
+        except OSError:
+            size = None
+        found.append({
+            "path": checkpoint.path, "sessionId": checkpoint.session_id,
+            "agentId": checkpoint.agent_id, "offset": checkpoint.offset, "size": size,
+            "behind": None if size is None else max(0, size - checkpoint.offset),
+            "syncedAt": utc_iso(checkpoint.synced_at) if checkpoint.synced_at else None,
+        })  # fmt: skip
+    return found
 
 
 def format_status(info: dict[str, Any]) -> str:
@@ -180,11 +202,30 @@ def format_status(info: dict[str, Any]) -> str:
         f"breaker     {breaker_text} ({breaker.get('failures', 0)} failures in a row)",
         f"last sent   {_line_text(info['lastDelivery'])}",
         f"last error  {_line_text(info['lastFailure'])}",
+        *_transcript_lines(info.get("transcripts", [])),
     ]
     from hookclient.term import paint
 
     lines += [paint("warning", "WARN") + f"     {w}" for w in info.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _transcript_lines(files: list[dict[str, Any]], shown: int = 10) -> list[str]:
+    """One summary line, then the files still behind (the most behind first)."""
+    if not files:
+        return ["transcripts none followed"]
+    behind = sorted((f for f in files if f["behind"]), key=lambda f: -int(f["behind"]))
+    gone = sum(1 for f in files if f["size"] is None)
+    summary = f"transcripts {len(files)} followed, {len(behind)} behind"
+    if behind:
+        summary += f" by {sum(int(f['behind']) for f in behind):,} bytes"
+    if gone:
+        summary += f", {gone} deleted since (cleanupPeriodDays?)"
+    lines = [summary]
+    lines += [f"            {f['behind']:>12,} bytes behind  {f['path']}" for f in behind[:shown]]
+    if len(behind) > shown:
+        lines.append(f"            ... and {len(behind) - shown} more (`queued status --json`)")
+    return lines
 
 
 def _age(seconds: float | None) -> str:

@@ -40,6 +40,7 @@ CHECKS = [
     "breaker",
     "logs",
     "claude",
+    "transcripts",
 ]
 
 
@@ -486,3 +487,35 @@ def test_events_in_another_spool_are_named_with_the_adopt_command(
     )
     config_unrouted = load_config([], {})
     assert doctor._other_spools(config_unrouted, {}).status == "OK"  # its own spool
+
+
+def test_transcripts_never_shipped_are_reported_and_those_cleanup_will_delete_first(
+    hook: HookEnv, tmp_path: Path
+) -> None:
+    projects = tmp_path / "claude-config" / "projects" / "-proj"
+    projects.mkdir(parents=True)
+    fresh, old = projects / "a.jsonl", projects / "b.jsonl"
+    for path in (fresh, old):
+        path.write_text('{"type": "user", "uuid": "x"}\n')
+    month = time.time() - 25 * 86400
+    os.utime(old, (month, month))
+    hook.configure(transcripts={"projects_dir": str(projects.parent)})
+    found = checks(hook)["transcripts"]
+    assert found.status == "WARN"
+    assert found.detail == (
+        f"2 of 2 transcripts under {projects.parent} were never shipped; 1 of them are older "
+        "than 23 days and Claude Code deletes transcripts after 30 (cleanupPeriodDays)"
+    )
+    assert found.fix.startswith("run `hookclient backfill`")
+    settings = Path(hook.env()["HOME"]) / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"cleanupPeriodDays": 90}))
+    assert "older than" not in checks(hook)["transcripts"].detail
+    backfilled = subprocess.run(
+        [str(BIN / "hookclient"), "backfill", "--config", str(hook.config)],
+        env={**hook.env(), "HOOKCLIENT_DELIVERY_AUTOSTART": "false"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert backfilled.returncode == 0, backfilled.stderr
+    after = checks(hook)["transcripts"]
+    assert (after.status, after.detail) == ("OK", f"2 under {projects.parent}, all shipped")

@@ -325,3 +325,22 @@ def test_a_fifo_named_as_the_transcript_is_refused_at_once(
     assert not done.is_alive()
     [warning] = [json.loads(x) for x in (Path(cfg.logs.dir) / "error.log").read_text().splitlines()]
     assert warning["msg"] == "transcript unreadable" and "not a regular file" in warning["error"]
+
+
+def test_queued_status_lists_the_files_followed_and_how_far_behind(
+    tmp_path: Path, transcript: Path
+) -> None:
+    from queued.admin import format_status, status
+
+    cfg = config(tmp_path)
+    transcript.write_bytes(line(1))
+    sync(cfg, transcript)
+    with transcript.open("ab") as fh:
+        fh.write(line(2))
+    info = status(cfg)
+    [followed] = info["transcripts"]
+    assert (followed["path"], followed["offset"]) == (str(transcript), len(line(1)))
+    assert followed["behind"] == len(line(2)) and followed["sessionId"] == SESSION
+    text = format_status(info).splitlines()
+    assert f"transcripts 1 followed, 1 behind by {len(line(2))} bytes" in text
+    assert any(row.endswith(f"bytes behind  {transcript}") for row in text)
