@@ -187,10 +187,13 @@ class Rig:
         prompt: str = "say hello",
         *,
         allowed_tools: str = "Bash(echo:*)",
+        args: Sequence[str] = (),
     ) -> Session:
         env = claude_env(model.url, self.home, HOOKCLIENT_TOKEN=TOKEN)
         claude = self.claude.require()
-        return run_claude(claude, self.project, env, prompt, allowed_tools=allowed_tools)
+        return run_claude(
+            claude, self.project, env, prompt, allowed_tools=allowed_tools, args=args
+        )
 
     def recorded(self) -> list[dict[str, Any]]:
         return recorded(self.records) if self.records.exists() else []
@@ -273,12 +276,19 @@ def same_order(got: list[str], want: list[str]) -> bool:
     ] and sorted(got) == sorted(want)
 
 
+def hook_rows(rx: Receiver) -> list[dict[str, Any]]:
+    """The receiver's rows of hook events: the Transcript envelopes the daemon also ships
+    (README "Transcripts") have tests of their own below."""
+    return [row for row in rx.rows() if row["event"] != "Transcript"]
+
+
 def check_delivered(rx: Receiver, sent: list[dict[str, Any]], session_id: str) -> None:
     """One accepted row per hook invocation, payloads as sent, in session order."""
-    rows = rx.rows()
+    rows = hook_rows(rx)
     envelopes = [row["envelope"] for row in rows]
     assert len({e["requestId"] for e in envelopes}) == len(envelopes) == len(sent)
-    assert Counter(a["status"] for a in rx.audit()) == {"SUCCESS": len(sent)}
+    audit = [a for a in rx.audit() if a["event"] != "Transcript"]
+    assert Counter(a["status"] for a in audit) == {"SUCCESS": len(sent)}
     assert canonical([e["payload"] for e in envelopes]) == canonical(sent)
     ordered = events_of([e["payload"] for e in in_session_order(envelopes)])
     assert same_order(ordered, events_of(sent)), (ordered, events_of(sent))
@@ -300,7 +310,7 @@ def report(scenario: str, **figures: Any) -> None:
 
 def check_kept(rig: Rig, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every event in pending/, none lost, none twice; returns the spool bodies."""
-    bodies = rig.bodies("pending")
+    bodies = [b for b in rig.bodies("pending") if b["envelope"]["event"] != "Transcript"]
     assert rig.files("processing") == [] and rig.files("failed") == []
     ids = [b["envelope"]["requestId"] for b in bodies]
     assert len(set(ids)) == len(ids) == len(sent)
@@ -486,15 +496,15 @@ def test_every_event_reaches_the_receiver(rig: Rig, receiver: Receiver, mode: st
     sent = rig.recorded()
     assert events_of(sent) == ONE_TOOL_EVENTS
     assert set(events_of(sent)) <= set(registered)
-    wait_for(lambda: len(receiver.rows()) >= len(sent) and rig.spool_is_empty(), timeout=60)
+    wait_for(lambda: len(hook_rows(receiver)) >= len(sent) and rig.spool_is_empty(), timeout=60)
     check_delivered(receiver, sent, session.result["session_id"])
     if mode == "direct":  # each hook delivered before it returned: arrival is session order
-        assert [r["event"] for r in receiver.rows()] == ONE_TOOL_EVENTS
+        assert [r["event"] for r in hook_rows(receiver)] == ONE_TOOL_EVENTS
     check_no_secrets(rig.spool, rig.logs, *db_files(receiver))
     report(
         f"receiver up, {mode}",
         invocations=len(sent),
-        rows=len(receiver.rows()),
+        rows=len(hook_rows(receiver)),
         spooled_left=sum(len(rig.files(state)) for state in STATES),
     )
 
@@ -558,7 +568,7 @@ def test_receiver_down_keeps_every_event_until_queued_delivers_it(
             "receiver " + ("refusing" if down == "closed" else "a black hole") + f", {mode}",
             invocations=len(sent),
             kept_in_pending=len(bodies),
-            rows_after_once=len(rx.rows()),
+            rows_after_once=len(hook_rows(rx)),
         )
     finally:
         rx.stop()
@@ -590,17 +600,17 @@ def test_session_end_is_delivered_or_spooled_never_cancelled(
     sent = rig.recorded()
     assert events_of(sent) == ["SessionEnd"]
     if endpoint == "healthy":
-        wait_for(lambda: len(receiver.rows()) == 1)
+        wait_for(lambda: len(hook_rows(receiver)) == 1)
         check_delivered(receiver, sent, session.result["session_id"])
         assert rig.spool_is_empty()
     else:  # it tried until its budget ran out, then left the event for the daemon
         [body] = check_kept(rig, sent)
         assert body["state"]["lastError"]["kind"] == "timeout"
-        assert receiver.rows() == []
+        assert hook_rows(receiver) == []
     report(
         f"SessionEnd, {endpoint}",
         invocations=len(sent),
-        rows=len(receiver.rows()),
+        rows=len(hook_rows(receiver)),
         kept_in_pending=len(rig.files("pending")),
         hook_cancelled="Hook cancelled" in session.stderr,
     )
@@ -638,7 +648,7 @@ def test_failing_tool_and_project_instructions_arrive(rig: Rig, receiver: Receiv
          "PostToolUseFailure", "PostToolBatch", "Stop", "SessionEnd"],
     )  # fmt: skip
     check_delivered(receiver, sent, session.result["session_id"])
-    by_event = {row["event"]: row["envelope"]["payload"] for row in receiver.rows()}
+    by_event = {row["event"]: row["envelope"]["payload"] for row in hook_rows(receiver)}
     failure = by_event["PostToolUseFailure"]
     assert failure["error"] == "Exit code 3\nx" and failure["is_interrupt"] is False
     assert failure["tool_input"]["command"] == "echo x; exit 3"
@@ -668,7 +678,7 @@ def test_several_tools_in_one_turn_and_a_long_answer(rig: Rig, receiver: Receive
         "PostToolUse", "PostToolBatch", "Stop", "SessionEnd",
     ]  # fmt: skip
     check_delivered(receiver, sent, session.result["session_id"])
-    payloads = [row["envelope"]["payload"] for row in receiver.rows()]
+    payloads = [row["envelope"]["payload"] for row in hook_rows(receiver)]
     [batch] = [p for p in payloads if p["hook_event_name"] == "PostToolBatch"]
     assert [(c["tool_input"]["command"], c["tool_response"]) for c in batch["tool_calls"]] == [
         ("echo one", "one"),
@@ -699,7 +709,7 @@ def test_secrets_in_a_bash_command_are_redacted_by_key_only(rig: Rig, receiver: 
     sent = rig.recorded()
     assert events_of(sent) == ONE_TOOL_EVENTS
     assert [p["tool_input"]["command"] for p in sent if "tool_input" in p] == [command] * 2
-    rows = receiver.rows()
+    rows = hook_rows(receiver)
     assert len(rows) == len(sent) and rig.spool_is_empty()
     envelopes = {row["event"]: row["envelope"] for row in rows}
     commands = [v for e in envelopes.values() for v in values_of(e["payload"], "command")]
@@ -758,7 +768,7 @@ def test_hook_output_never_reaches_the_model(
     assert "hookclient" not in bodies
     if hookclient_state == "healthy":
         assert session.hook_trouble() == []
-        ids = [row["envelope"]["requestId"] for row in receiver.rows()]
+        ids = [row["envelope"]["requestId"] for row in hook_rows(receiver)]
         assert len(ids) == len(sent)
     else:
         # One line per event in error.log; the CLI prints SessionEnd's failure only.
@@ -767,7 +777,7 @@ def test_hook_output_never_reaches_the_model(
         assert len(ids) == len(sent)
         [line] = session.hook_trouble()
         assert line.startswith("SessionEnd hook [") and "hookclient: event " in line
-        assert receiver.rows() == []
+        assert hook_rows(receiver) == []
     for request_id in ids:
         assert request_id not in bodies
     assert "not saved" not in bodies and "[REDACTED]" not in bodies

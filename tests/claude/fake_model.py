@@ -48,6 +48,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 EXHAUSTED = "EXHAUSTED: the fake model's script has no turn for this request"
+#: What a thinking block is signed with (the CLI keeps it; nobody checks it offline).
+SIGNATURE = "ZmFrZS1zaWduYXR1cmU="
 SIDE_ANSWER = "ok"
 #: Text is streamed in deltas of this many characters, so a long answer really streams.
 CHUNK = 200
@@ -61,6 +63,13 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Thinking:
+    """A thinking block (streamed as thinking deltas, then a signature)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ToolUse:
     """A tool_use block: the CLI runs ``name`` with ``input`` and sends back a tool_result."""
 
@@ -68,7 +77,7 @@ class ToolUse:
     input: dict[str, Any]
 
 
-Block = Text | ToolUse
+Block = Text | Thinking | ToolUse
 Turn = Sequence[Block]
 
 
@@ -111,22 +120,43 @@ def turn_index(body: dict[str, Any]) -> int:
     return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
 
 
-def tool_use_id(turn: int, index: int) -> str:
-    """Deterministic ids, so a test can find the tool_result of a given call."""
-    return f"toolu_fake_{turn:02d}_{index:02d}"
+def tool_use_id(turn: int, index: int, agent: int | None = None) -> str:
+    """Deterministic ids, so a test can find the tool_result of a given call (a subagent's
+    calls carry its number: its turns count from 0 too)."""
+    who = "" if agent is None else f"a{agent}_"
+    return f"toolu_fake_{who}{turn:02d}_{index:02d}"
+
+
+def first_user_text(body: dict[str, Any]) -> str:
+    """The text of the conversation's first user message (a subagent's: its Task prompt)."""
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            texts = [b.get("text", "") for b in content if isinstance(b, dict)]
+            return "\n".join(t for t in texts if isinstance(t, str))
+        return ""
+    return ""
 
 
 def stop_reason(blocks: Iterable[Block]) -> str:
     return "tool_use" if any(isinstance(b, ToolUse) for b in blocks) else "end_turn"
 
 
-def content_json(turn: int, blocks: Sequence[Block]) -> list[dict[str, Any]]:
+def content_json(
+    turn: int, blocks: Sequence[Block], agent: int | None = None
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, block in enumerate(blocks):
         if isinstance(block, Text):
             out.append({"type": "text", "text": block.text})
+        elif isinstance(block, Thinking):
+            out.append({"type": "thinking", "thinking": block.text, "signature": SIGNATURE})
         else:
-            tool = {"type": "tool_use", "id": tool_use_id(turn, i), "name": block.name}
+            tool = {"type": "tool_use", "id": tool_use_id(turn, i, agent), "name": block.name}
             out.append({**tool, "input": block.input})
     return out
 
@@ -144,7 +174,9 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def stream_events(message_id: str, model: str, turn: int, blocks: Sequence[Block]) -> list[bytes]:
+def stream_events(
+    message_id: str, model: str, turn: int, blocks: Sequence[Block], agent: int | None = None
+) -> list[bytes]:
     """The server-sent events of one assistant message, in the real API's order."""
     events = [
         sse(
@@ -170,8 +202,13 @@ def stream_events(message_id: str, model: str, turn: int, blocks: Sequence[Block
             start: dict[str, Any] = {"type": "text", "text": ""}
             pieces = [block.text[n : n + CHUNK] for n in range(0, len(block.text), CHUNK)]
             deltas = [{"type": "text_delta", "text": p} for p in pieces or [""]]
+        elif isinstance(block, Thinking):
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            pieces = [block.text[n : n + CHUNK] for n in range(0, len(block.text), CHUNK)]
+            deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces or [""]]
+            deltas.append({"type": "signature_delta", "signature": SIGNATURE})
         else:
-            start = {"type": "tool_use", "id": tool_use_id(turn, i), "name": block.name}
+            start = {"type": "tool_use", "id": tool_use_id(turn, i, agent), "name": block.name}
             start["input"] = {}
             raw = json.dumps(block.input)
             pieces = [raw[n : n + CHUNK] for n in range(0, len(raw), CHUNK)]
@@ -201,6 +238,10 @@ class FakeModel:
     """The server: ``with FakeModel(script) as model: ... model.url ... model.scripted()``."""
 
     script: Sequence[Turn]
+    #: a subagent's script, by a text its Task prompt contains: the subagent's
+    #: conversation starts anew (its first user message is the prompt), so its turns
+    #: count from 0 and cannot come from the main script
+    agents: dict[str, Sequence[Turn]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ids: itertools.count[int] = field(default_factory=itertools.count, repr=False)
@@ -256,17 +297,17 @@ class FakeModel:
                 {"type": "error", "error": {"type": "not_found_error", "message": "fake model"}},
                 status_code=404,
             )
+        agent: int | None = None
         if record.is_scripted:
             turn = turn_index(body)
-            blocks: Sequence[Block] = (
-                self.script[turn] if turn < len(self.script) else [Text(EXHAUSTED)]
-            )
+            agent, script = self._script_for(body)
+            blocks: Sequence[Block] = script[turn] if turn < len(script) else [Text(EXHAUSTED)]
         else:
             turn, blocks = 0, [Text(SIDE_ANSWER)]
         message_id = f"msg_fake_{next(self._ids):04d}"
         model = str(body.get("model", "claude-fake"))
         if body.get("stream"):
-            events = stream_events(message_id, model, turn, blocks)
+            events = stream_events(message_id, model, turn, blocks, agent)
 
             async def send() -> AsyncIterator[bytes]:
                 for event in events:
@@ -282,12 +323,20 @@ class FakeModel:
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": content_json(turn, blocks),
+                "content": content_json(turn, blocks, agent),
                 "stop_reason": stop_reason(blocks),
                 "stop_sequence": None,
                 "usage": usage(5),
             }
         )
+
+    def _script_for(self, body: dict[str, Any]) -> tuple[int | None, Sequence[Turn]]:
+        """The main script, or the subagent's whose marker the first prompt holds."""
+        first = first_user_text(body)
+        for number, (marker, script) in enumerate(self.agents.items()):
+            if marker in first:
+                return number, script
+        return None, self.script
 
     def start(self) -> FakeModel:
         methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,12 @@ def run_claude(
     *,
     allowed_tools: str = "Bash(echo:*)",
     timeout: float = SESSION_TIMEOUT,
+    args: Sequence[str] = (),
 ) -> Session:
-    """``claude -p PROMPT --output-format json`` in ``project``; stdin is /dev/null."""
+    """``claude -p PROMPT --output-format json [ARGS]`` in ``project``; stdin is /dev/null
+    (``args``: ``--resume ID``, ``--fork-session``, ...)."""
     cmd = [str(claude), "-p", prompt, "--output-format", "json", "--allowedTools", allowed_tools]
+    cmd += list(args)
     start = time.perf_counter()
     proc = subprocess.run(
         cmd,
