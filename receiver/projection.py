@@ -552,7 +552,7 @@ def _session(
 ) -> dict[str, Any]:
     payloads = [hook.payload for hook in hooks]
     times = [*facts["times"], *(hook.timestamp for hook in hooks)]
-    prompts = [m for m in messages if m["kind"] == "prompt"]
+    prompts = [m for m in messages if m["kind"] == "prompt" and not m["agent_id"]]  # not a Task's
     tokens: dict[str, int] = {}
     for message in messages:
         if message["usage"]:

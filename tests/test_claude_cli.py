@@ -191,9 +191,7 @@ class Rig:
     ) -> Session:
         env = claude_env(model.url, self.home, HOOKCLIENT_TOKEN=TOKEN)
         claude = self.claude.require()
-        return run_claude(
-            claude, self.project, env, prompt, allowed_tools=allowed_tools, args=args
-        )
+        return run_claude(claude, self.project, env, prompt, allowed_tools=allowed_tools, args=args)
 
     def recorded(self) -> list[dict[str, Any]]:
         return recorded(self.records) if self.records.exists() else []

@@ -23,18 +23,16 @@ from typing import Any
 
 import pytest
 
+from tests import test_claude_cli
 from tests.claude.fake_model import FakeModel, Text, Thinking, ToolUse, Turn
 from tests.claude.session import Session
 from tests.conftest import BIN, TOKEN, Receiver, wait_for
-from tests.test_claude_cli import (
-    ECHO_SCRIPT,
-    Rig,
-    free_port,
-    report,
-    start_receiver_on,
-)
+from tests.test_claude_cli import ECHO_SCRIPT, Rig, free_port, report, start_receiver_on
 
 pytestmark = pytest.mark.claude
+#: the real-CLI rig's fixtures, found by pytest under these names
+claude_cli = test_claude_cli.claude_cli
+rig = test_claude_cli.rig
 
 SEQ = 40_000  # `seq 1 40000` prints 228,894 bytes: past the CLI's 30,000-character cut
 RICH: list[Turn] = [

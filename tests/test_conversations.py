@@ -334,6 +334,8 @@ def test_a_subagents_messages_sit_under_the_task_call_that_started_them(
     )
     under = [m for m in found if m["agent_id"]]
     assert under and found[task + 1 : task + 1 + len(under)] == under
+    assert any(m["kind"] == "prompt" for m in under)  # the Task's prompt, shown under it,
+    assert session_row(db, SUBAGENT.stem)["prompts"] == 1  # is not one of the user's
     assert {m["parent_tool_use_id"] for m in under} == {"toolu_agent00000853762728"}
     assert found[task + 1 + len(under)]["kind"] == "tool_result"  # the Task's own result after
     assert session_row(db, SUBAGENT.stem)["complete"]
