@@ -23,23 +23,35 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+#: What a new pending file looks like to inotify: created, moved in, closed after writing.
+_ARRIVED = (FileCreatedEvent, FileClosedEvent)
+#: A transcript growing: also every write to it.
+_WRITTEN = (FileModifiedEvent, FileCreatedEvent, FileClosedEvent)
 
-class _PendingHandler(FileSystemEventHandler):
-    def __init__(self, notice: Callable[[str], None]) -> None:
-        self.notice = notice
+
+class _Handler(FileSystemEventHandler):
+    """Calls ``seen(path)`` for each file event of the given kinds, and each file moved in."""
+
+    def __init__(self, seen: Callable[[str], None], kinds: tuple[type, ...]) -> None:
+        self.seen = seen
+        self.kinds = kinds
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
             return
         if isinstance(event, FileMovedEvent):
-            target = event.dest_path
-        elif isinstance(event, FileCreatedEvent | FileClosedEvent):
-            target = event.src_path
-        else:
-            return
-        name = os.path.basename(os.fsdecode(target))
+            self.seen(os.fsdecode(event.dest_path))
+        elif isinstance(event, self.kinds):
+            self.seen(os.fsdecode(event.src_path))
+
+
+def _pending(notice: Callable[[str], None]) -> Callable[[str], None]:
+    def seen(path: str) -> None:
+        name = os.path.basename(path)
         if name.endswith(".json"):
-            self.notice(name)
+            notice(name)
+
+    return seen
 
 
 def _no_move_pairing_delay() -> None:
@@ -74,23 +86,10 @@ def start_observer(directory: Path, notice: Callable[[str], None]) -> Any:
     _no_move_pairing_delay()
     _quiet_stop_race()
     observer = Observer()
-    observer.schedule(_PendingHandler(notice), str(directory), recursive=False)
+    observer.schedule(_Handler(_pending(notice), _ARRIVED), str(directory), recursive=False)
     observer.daemon = True
     observer.start()
     return observer
-
-
-class _WrittenHandler(FileSystemEventHandler):
-    def __init__(self, written: Callable[[str], None]) -> None:
-        self.written = written
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
-            return
-        if isinstance(event, FileMovedEvent):
-            self.written(os.fsdecode(event.dest_path))
-        elif isinstance(event, FileModifiedEvent | FileCreatedEvent | FileClosedEvent):
-            self.written(os.fsdecode(event.src_path))
 
 
 def watch_written(
@@ -98,4 +97,4 @@ def watch_written(
 ) -> None:
     """Also tell ``written(path)`` of every file written, created or moved in under
     ``directory`` (transcripts: the follower reads what they gained)."""
-    observer.schedule(_WrittenHandler(written), directory, recursive=recursive)
+    observer.schedule(_Handler(written, _WRITTEN), directory, recursive=recursive)

@@ -21,6 +21,7 @@ import respx
 from hookclient.clock import FakeClock
 from hookclient.envelope import StdinCapture, build
 from queued.daemon import Daemon
+from tests import test_daemon_unit
 from tests.conftest import HookEnv, Receiver, kill_daemons, start_queued, wait_for
 from tests.test_daemon_unit import URL, Harness
 
@@ -41,13 +42,8 @@ def hook_event(clock: FakeClock, event: str, transcript: Path) -> dict[str, Any]
                  limit=1 << 20, now=clock.at)  # fmt: skip
 
 
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
+#: the in-process daemon harness's fixture, found by pytest under this name
+h = test_daemon_unit.h
 
 
 @pytest.fixture
