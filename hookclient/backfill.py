@@ -28,6 +28,7 @@ from hookclient.errors import UsageError
 from hookclient.logs import LogWriter, structlog_logger
 from hookclient.spool import Spool
 from hookclient.sync import (
+    TRANSCRIPT_SHARE,
     Counts,
     Syncer,
     all_sessions,
@@ -47,6 +48,12 @@ class Session:
 def run(args: argparse.Namespace) -> int:
     """The command: select, spool (with progress), report, hand over to a daemon."""
     cfg = load_config(default_paths(os.environ, args.config), os.environ)
+    if not cfg.transcripts.sync:
+        where = cfg.sources.get("transcripts.sync", "the configuration")
+        raise UsageError(
+            f"backfill: [transcripts] sync is false ({where}): this machine ships hook "
+            "events only; set sync = true (or HOOKCLIENT_TRANSCRIPTS_SYNC=1) to backfill"
+        )
     root = args.projects_dir or projects_dir(cfg)
     if not os.path.isdir(root):
         raise UsageError(
@@ -78,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(counts.as_dict()))
     else:
         print(_summary(counts, args.dry_run, daemon, cfg, time.monotonic() - start))
+    if counts.deferred:
+        print(
+            f"backfill: stopped at {TRANSCRIPT_SHARE:.0%} of the spool's max_spool_bytes "
+            f"({cfg.queue.max_spool_bytes:,} bytes), the share transcripts may take: run it "
+            "again once `queued status` shows the backlog delivered",
+            file=sys.stderr,
+        )
     return 1 if counts.errors else 0
 
 

@@ -551,7 +551,7 @@ def _transcripts(config: Config, environ: Mapping[str, str]) -> Check:
     unshipped = []
     for path, session in found:
         saved = checkpoints.load(key_of(session, None))
-        if saved is None or (saved.offset < _size(path) and _age_of(path) > 3600):
+        if saved is None or (_line_after(path, saved.offset) and _age_of(path) > 3600):
             unshipped.append(path)  # never read, or left behind for over an hour
     if not unshipped:
         return Check("transcripts", "OK", f"{len(found)} under {root}, all shipped")
@@ -576,11 +576,16 @@ def _cleanup_days(environ: Mapping[str, str]) -> int:
     return days if isinstance(days, int) and not isinstance(days, bool) else CLEANUP_PERIOD_DAYS
 
 
-def _size(path: str) -> int:
+def _line_after(path: str, offset: int) -> bool:
+    """A complete line past ``offset`` (a torn last line, never finished, is not one)."""
+    from hookclient.transcript import open_regular  # a FIFO there must not hang doctor
+
     try:
-        return os.path.getsize(path)
+        with open_regular(path) as fh:
+            fh.seek(offset)
+            return b"\n" in fh.read(1024 * 1024)
     except OSError:
-        return 0
+        return False
 
 
 def _age_of(path: str) -> float:

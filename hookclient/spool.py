@@ -500,33 +500,40 @@ class Spool:
         return total
 
     def check_room(self) -> None:
-        """Refuse to write past max_spool_bytes.
-
-        The figure is the last full count (``usage.json``, redone every USAGE_TTL
-        seconds) plus the sizes appended to ``usage.log`` by every add since.
-        """
-        cache = os.path.join(self.root, USAGE_FILE)
-        growth = os.path.join(self.root, GROWTH_FILE)
-        now = time.time()
-        used: int | None = None
-        try:
-            cached = _read_small(cache)
-            if now - float(cached["at"]) < USAGE_TTL:
-                used = int(cached["bytes"]) + _added(growth)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        if used is None:
-            # The log goes first: a reader in between sees the old, stale count and
-            # recounts itself, rather than the new count plus the old growth.
-            _discard(growth)
-            used = self.usage()
-            _write_small(cache, jsoncodec.dumps({"bytes": used, "at": now}).encode())
+        """Refuse to write past max_spool_bytes."""
+        used = self.used()
         if used >= self.max_bytes:
             raise SpoolFull(
                 f"spool {self.root} holds {used} bytes, at max_spool_bytes "
                 f"({self.max_bytes}); start queued to drain it, purge failed/, or raise "
                 "[queue] max_spool_bytes"
             )
+
+    def used(self) -> int:
+        """Bytes in the spool: the last full count (``usage.json``, redone every
+        USAGE_TTL seconds) plus the sizes appended to ``usage.log`` by every add since."""
+        cache = os.path.join(self.root, USAGE_FILE)
+        growth = os.path.join(self.root, GROWTH_FILE)
+        try:
+            cached = _read_small(cache)
+            if time.time() - float(cached["at"]) < USAGE_TTL:
+                return int(cached["bytes"]) + _added(growth)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return self.recount()
+
+    def recount(self) -> int:
+        """Count the spool's bytes again and keep the figure (``usage.json``): what was
+        delivered since the last count no longer counts, for the hooks either."""
+        # The log goes first: a reader in between sees the old, stale count and
+        # recounts itself, rather than the new count plus the old growth.
+        _discard(os.path.join(self.root, GROWTH_FILE))
+        used = self.usage()
+        _write_small(
+            os.path.join(self.root, USAGE_FILE),
+            jsoncodec.dumps({"bytes": used, "at": time.time()}).encode(),
+        )
+        return used
 
     def _grew(self, size: int) -> None:
         """Count a new file's ``size`` until the next full count, so a burst of writes

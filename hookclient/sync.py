@@ -18,28 +18,31 @@ Used by ``queued`` (live) and ``hookclient backfill``; never by the hook.
 
 from __future__ import annotations
 
-import errno
 import glob
 import os
-import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from filelock import Timeout
 
 from hookclient.checkpoints import Checkpoint, Checkpoints, key_of
 from hookclient.clock import utc_iso
 from hookclient.envelope import SCHEMA_VERSION, random_hex, source, uuid7
+from hookclient.errors import HookclientError
 from hookclient.spool import Spool, State, new_state
-from hookclient.transcript import Batch, Limits, batches, tail_hash, tool_result
+from hookclient.transcript import Batch, Limits, batches, open_regular, tail_hash, tool_result
 
 if TYPE_CHECKING:
     from hookclient.config import Config
     from hookclient.logs import EventLogger
 
 TRANSCRIPT = "Transcript"
+#: The share of ``max_spool_bytes`` transcripts may take.  Past it they wait (their
+#: checkpoints say where) and hook events keep the rest: a backfill of years of history
+#: never makes the hook refuse an event.
+TRANSCRIPT_SHARE = 0.5
 
 
 @dataclass
@@ -52,13 +55,20 @@ class Counts:
     envelopes: int = 0
     skipped: int = 0
     errors: int = 0
+    #: files left for later: the spool held its share of transcripts (not in as_dict,
+    #: whose keys are ``backfill --json``'s)
+    deferred: int = 0
 
     def add(self, other: Counts) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "deferred"}
+
+
+class _Deferred(Exception):
+    """The spool holds its share of transcripts: the rest waits for the next read."""
 
 
 @dataclass(frozen=True)
@@ -145,56 +155,67 @@ class Syncer:
         counts = Counts()
         for item in session_files(transcript_path, session_id):
             counts.add(self.file(item, force=force, dry_run=dry_run))
+            if counts.deferred:
+                break  # the spool holds its share: the other files wait too
         return counts
 
     def file(self, item: TranscriptFile, *, force: bool = False, dry_run: bool = False) -> Counts:
         """Ship one file's new complete lines (and, for a main transcript, its new
         tool-result files), holding its checkpoint's lock throughout."""
-        if dry_run:  # reads only: no lock file, no directory, nothing written
-            return self._file(item, force, dry_run)
+        counts = Counts()
         try:
-            with self.checkpoints.lock(item.key):
-                return self._file(item, force, dry_run)
+            if dry_run:  # reads only: no lock file, no directory, nothing written
+                self._file(item, force, dry_run, counts)
+            else:
+                with self.checkpoints.lock(item.key):
+                    self._file(item, force, dry_run, counts)
         except Timeout:
-            self.log.warning(
-                "transcript busy, left for the next sync", sessionId=item.session_id,
-                path=item.path,
-            )  # fmt: skip
-            return Counts(skipped=1)
+            self.log.warning("transcript busy, left for the next sync",
+                             sessionId=item.session_id, path=item.path)  # fmt: skip
+            counts.skipped += 1
+        except _Deferred:
+            self.log.info("transcript sync deferred: the spool holds its share of transcripts",
+                          sessionId=item.session_id, path=item.path)  # fmt: skip
+            counts.deferred += 1
+        except (OSError, HookclientError) as exc:  # unreadable, or the spool cannot be written
+            self.log.warning("transcript sync failed; its checkpoint says where to go on",
+                             sessionId=item.session_id, path=item.path, error=str(exc))  # fmt: skip
+            counts.errors += 1
+        return counts
 
-    def _file(self, item: TranscriptFile, force: bool, dry_run: bool) -> Counts:
+    def _file(self, item: TranscriptFile, force: bool, dry_run: bool, counts: Counts) -> None:
         saved = self.checkpoints.load(item.key)
         path = self._locate(item, saved)
-        counts = Counts(files=1)
+        counts.files += 1
         try:
-            fh = _open_regular(path)
+            fh = open_regular(path)
         except FileNotFoundError:  # not written yet (SessionStart), or cleaned up
-            return Counts(files=1, skipped=1)
+            counts.skipped += 1
+            return
         except OSError as exc:
             self.log.warning(
                 "transcript unreadable", sessionId=item.session_id, path=path, error=str(exc)
             )
-            return Counts(errors=1)
+            counts.errors += 1
+            return
         with fh:
             info = os.fstat(fh.fileno())
             checkpoint = self._believed(saved, item, path, info, fh, force)
             if checkpoint.offset >= info.st_size and not self._new_tool_results(checkpoint):
-                counts.skipped = 1
-                return counts
+                counts.skipped += 1
+                return
             checkpoint.size = info.st_size
             for batch in batches(fh, checkpoint.offset, self.limits):
                 if self.stopping:
                     break
                 self._ship(batch, checkpoint, counts, dry_run)
-                checkpoint.offset = batch.end_offset
-                checkpoint.tail = tail_hash(fh, batch.end_offset)
+                checkpoint.offset, checkpoint.tail = batch.end_offset, batch.tail
                 checkpoint.size = max(checkpoint.size, batch.end_offset)
                 checkpoint.synced_at = self.now()
                 if not dry_run:
                     self.checkpoints.save(checkpoint)
         if item.agent_id is None:
             self._tool_results(checkpoint, counts, dry_run)
-        return counts
 
     def _locate(self, item: TranscriptFile, saved: Checkpoint | None) -> str:
         """The file's path now: as named, else where the checkpoint last saw it, else
@@ -237,6 +258,8 @@ class Syncer:
     def _ship(self, batch: Batch, checkpoint: Checkpoint, counts: Counts, dry_run: bool) -> None:
         if not batch.records:
             return
+        if not dry_run and not self._room(batch.size):
+            raise _Deferred
         counts.records += len(batch.records)
         counts.bytes += batch.size
         counts.envelopes += 1
@@ -261,29 +284,53 @@ class Syncer:
         if self.spooled is not None:
             self.spooled(record.name)
 
+    def _room(self, size: int) -> bool:
+        """Is there room for ``size`` more bytes of transcripts in the spool?  The quick
+        figure counts files added, not those delivered since its last recount: near the
+        mark, count again before saying no."""
+        share = self.spool.max_bytes * TRANSCRIPT_SHARE
+        return self.spool.used() + size <= share or self.spool.recount() + size <= share
+
     def _new_tool_results(self, checkpoint: Checkpoint) -> bool:
         if checkpoint.agent_id is not None:
             return False
         return any(
-            checkpoint.tool_results.get(os.path.basename(p)) != os.path.getsize(p)
+            checkpoint.tool_results.get(os.path.basename(p)) != _size(p)
             for p in tool_result_files(checkpoint.path, checkpoint.session_id)
         )
 
     def _tool_results(self, checkpoint: Checkpoint, counts: Counts, dry_run: bool) -> None:
-        """Ship the tool-result files not shipped yet (or grown since), one envelope."""
-        records, shipped = [], {}
+        """Ship the tool-result files not shipped yet (or changed since), in batches of
+        ``batch_records`` and ``batch_bytes`` like lines; each is marked shipped once the
+        envelope that carries it is in the spool.  One that cannot be read is skipped
+        (and tried again next time)."""
+        batch, shipped = Batch(checkpoint.offset, checkpoint.offset), dict[str, int]()
         for path in tool_result_files(checkpoint.path, checkpoint.session_id):
-            name = os.path.basename(path)
-            size = os.path.getsize(path)
-            if checkpoint.tool_results.get(name) == size:
+            name, size_now = os.path.basename(path), _size(path)
+            if size_now is not None and checkpoint.tool_results.get(name) == size_now:
                 continue
-            record, size = tool_result(path, self.limits)
-            records.append(record)
+            try:
+                record, size = tool_result(path, self.limits)
+            except OSError as exc:
+                self.log.warning("tool-result file unreadable", sessionId=checkpoint.session_id,
+                                 path=path, error=str(exc))  # fmt: skip
+                counts.errors += 1
+                continue
+            if batch.records and (len(batch.records) >= self.limits.batch_records
+                                  or batch.size + size > self.limits.batch_bytes):  # fmt: skip
+                self._ship_tool_results(batch, shipped, checkpoint, counts, dry_run)
+                batch, shipped = Batch(checkpoint.offset, checkpoint.offset), dict[str, int]()
+            batch.records.append(record)
+            batch.size += size
             shipped[name] = size
-        if not records:
+        self._ship_tool_results(batch, shipped, checkpoint, counts, dry_run)
+
+    def _ship_tool_results(
+        self, batch: Batch, shipped: dict[str, int], checkpoint: Checkpoint, counts: Counts,
+        dry_run: bool,
+    ) -> None:  # fmt: skip
+        if not batch.records:
             return
-        size = sum(int(r["bytes"]) for r in records)
-        batch = Batch(checkpoint.offset, checkpoint.offset, records, size)
         self._ship(batch, checkpoint, counts, dry_run)
         checkpoint.tool_results.update(shipped)
         if not dry_run:
@@ -296,17 +343,11 @@ def tool_result_files(transcript_path: str, session_id: str) -> list[str]:
     return sorted(glob.glob(os.path.join(glob.escape(folder), "*.txt")))
 
 
-def _open_regular(path: str) -> BinaryIO:
-    """Open a transcript for reading, refusing anything but a regular file: a FIFO or a
-    device named as a transcript would block the reader (O_NONBLOCK: never waits)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+def _size(path: str) -> int | None:
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def _changed(saved: Checkpoint, info: os.stat_result, fh: Any) -> str | None:

@@ -213,10 +213,10 @@ def format_status(info: dict[str, Any]) -> str:
 def _transcript_lines(files: list[dict[str, Any]], shown: int = 10) -> list[str]:
     """One summary line, then the files still behind (the most behind first)."""
     if not files:
-        return ["transcripts none followed"]
+        return ["transcripts none shipped yet"]
     behind = sorted((f for f in files if f["behind"]), key=lambda f: -int(f["behind"]))
     gone = sum(1 for f in files if f["size"] is None)
-    summary = f"transcripts {len(files)} followed, {len(behind)} behind"
+    summary = f"transcripts {len(files)} with checkpoints, {len(behind)} behind"
     if behind:
         summary += f" by {sum(int(f['behind']) for f in behind):,} bytes"
     if gone:

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from hookclient.sync import TRANSCRIPT, Syncer
+from hookclient.sync import TRANSCRIPT, Syncer, session_files
 
 if TYPE_CHECKING:
+    from hookclient.checkpoints import Checkpoint
     from hookclient.logs import EventLogger
     from queued.agenda import Agenda
 
@@ -54,6 +55,7 @@ class Follower:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="transcripts")
         self._running: Future[Any] | None = None
+        self._rescanning: Future[Any] | None = None
         self._watched: set[str] = set()
         self.observer: Any = None
 
@@ -86,16 +88,24 @@ class Follower:
             self._due(session, self.monotonic() + self.delay)
 
     def rescan(self) -> None:
-        """Queue every followed or checkpointed file that grew since its checkpoint."""
-        now = self.monotonic()
-        known = {c.session_id: c for c in self.syncer.checkpoints.all() if c.agent_id is None}
+        """On the reading thread (it reads every checkpoint): queue each session one of
+        whose files grew since its checkpoint, or has none yet."""
+        try:
+            self._rescanning = self._pool.submit(self._rescan)
+        except RuntimeError:  # closed: the daemon is stopping
+            return
+
+    def _rescan(self) -> None:
+        saved = {c.key: c for c in self.syncer.checkpoints.all()}
         with self._lock:
-            for session, saved in known.items():
-                self.sessions.setdefault(session, saved.path)
+            for checkpoint in saved.values():
+                if checkpoint.agent_id is None:
+                    self.sessions.setdefault(checkpoint.session_id, checkpoint.path)
             followed = dict(self.sessions)
+        now = self.monotonic()
         for session, path in followed.items():
-            checkpoint = known.get(session)
-            if checkpoint is None or _grew(path, checkpoint.offset, checkpoint.size):
+            self._watch(path, session)
+            if any(_grew(item.path, saved.get(item.key)) for item in session_files(path, session)):
                 self._due(session, now)
 
     def _due(self, key: str, when: float) -> None:
@@ -124,6 +134,7 @@ class Follower:
         self._running.add_done_callback(lambda _f: self.wake())
 
     def _read(self, session: str, path: str) -> None:
+        self._watch(path, session)  # its folder may not have existed at its first event
         try:
             self.syncer.session(path, session)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
@@ -131,13 +142,16 @@ class Follower:
             self.log.error("transcript sync failed", sessionId=session, path=path, error=repr(exc))
 
     def next_due(self) -> float | None:
+        """When the next read may start: not while one runs (its end wakes the loop)."""
+        if self._running is not None and not self._running.done():
+            return None
         return self.agenda.next_due()
 
     def due_now(self) -> bool:
         """A read is due now or running (``queued run --once`` waits for those)."""
         due = self.agenda.next_due()
-        running = self._running is not None and not self._running.done()
-        return running or (due is not None and due <= self.monotonic())
+        busy = any(f is not None and not f.done() for f in (self._running, self._rescanning))
+        return busy or (due is not None and due <= self.monotonic())
 
     def busy(self) -> bool:
         """Reading, or a read is scheduled: the daemon is not idle."""
@@ -155,44 +169,37 @@ class Follower:
             self._watch(path, session)
 
     def _watch(self, path: str, session: str) -> None:
-        """Watch the transcript's folder, and the session's own folder (subagents,
-        tool-result files) when it exists: a write there reads the session soon."""
-        if self.observer is None:
+        """Watch the transcript's project folder: a write to a followed transcript there
+        reads its session soon.  One watch (and one watchdog thread) per project, not per
+        session: a subagent's file and the tool-result files are read with the main
+        transcript, whose lines tell of them, and at SubagentStop."""
+        folder = os.path.dirname(path)
+        if self.observer is None or folder in self._watched or not os.path.isdir(folder):
             return
         from queued.watcher import watch_written
 
-        project = os.path.dirname(path)
-        for folder, recursive in ((project, False), (os.path.join(project, session), True)):
-            if folder in self._watched or not os.path.isdir(folder):
-                continue
-            try:
-                watch_written(self.observer, folder, self.written, recursive=recursive)
-            except OSError as exc:  # inotify watches exhausted: the rescan still reads it
-                self.log.warning("cannot watch transcripts", path=folder, error=str(exc))
-                continue
+        with self._lock:
+            if folder in self._watched:
+                return
             self._watched.add(folder)
+        try:
+            watch_written(self.observer, folder, self.written, recursive=False)
+        except OSError as exc:  # inotify watches exhausted: the rescan still reads it
+            self.log.warning("cannot watch transcripts", path=folder, error=str(exc))
 
 
 def _session_of(path: str, sessions: dict[str, str]) -> str | None:
-    """The followed session a written file belongs to: its main transcript
-    (``<project>/<session>.jsonl``) or a file in its folder (``<project>/<session>/
-    subagents/...``, ``.../tool-results/...``); None for anything else."""
+    """The followed session whose main transcript ``<project>/<session>.jsonl`` this is."""
     name = os.path.basename(path)
     if name.endswith(".jsonl") and sessions.get(name[: -len(".jsonl")]) == path:
         return name[: -len(".jsonl")]
-    folder = os.path.dirname(path)
-    for _ in range(2):  # the session folder, or one below it
-        session = os.path.basename(folder)
-        transcript = sessions.get(session)
-        if transcript is not None and os.path.dirname(transcript) == os.path.dirname(folder):
-            return session
-        folder = os.path.dirname(folder)
     return None
 
 
-def _grew(path: str, offset: int, size: int) -> bool:
+def _grew(path: str, saved: Checkpoint | None) -> bool:
+    """A file with more (or other) bytes than its checkpoint names, or none yet."""
     try:
         now = os.path.getsize(path)
     except OSError:
         return False
-    return now != size or now > offset
+    return saved is None or now != saved.size or now > saved.offset

@@ -334,8 +334,8 @@ def _list_tool_calls(conn: Connection, owner_id: int, session_id: str, ids: list
         for tool_use_id in ids
         if tool_use_id not in listed
     ]
-    if missing:
-        conn.execute(session_tool_calls.insert(), missing)
+    if missing:  # another receiver process may list the same call at the same instant
+        conn.execute(_insert(conn, session_tool_calls).on_conflict_do_nothing(), missing)
 
 
 def _store_messages(

@@ -168,3 +168,18 @@ def test_on_a_terminal_it_shows_a_progress_bar(env: HookEnv) -> None:
     text = shown.decode()
     assert "backfill: 100%" in text and "records=" in text and "B/s" in text
     assert summary.startswith("backfill: would spool ")
+
+
+def test_with_sync_off_backfill_refuses_and_says_how_to_turn_it_on(env: HookEnv) -> None:
+    done = subprocess.run(
+        [str(BIN / "hookclient"), "backfill", "--config", str(env.config)],
+        env={**env.env(), "HOOKCLIENT_TRANSCRIPTS_SYNC": "false"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "hookclient: backfill: [transcripts] sync is false (env HOOKCLIENT_TRANSCRIPTS_SYNC): "
+        "this machine ships hook events only; set sync = true (or "
+        "HOOKCLIENT_TRANSCRIPTS_SYNC=1) to backfill\n"
+    )
+    assert not env.spool.exists()

@@ -228,3 +228,23 @@ def test_a_transcript_path_that_is_a_fifo_blocks_neither_the_hook_nor_the_daemon
         wait_for(refused, timeout=30)
     finally:
         kill_daemons(hook.spool)
+
+
+def test_a_subagent_file_that_grows_alone_is_read_at_the_next_rescan(
+    h: Harness, router: respx.MockRouter, transcript: Path
+) -> None:
+    d = h.start()
+    agent = transcript.parent / SESSION / "subagents" / "agent-a1.jsonl"
+    agent.parent.mkdir(parents=True)
+    transcript.write_bytes(line(0))
+    agent.write_bytes(line(10))
+    add(h, d, hook_event(h.clock, "SubagentStop", transcript))
+    settle(d)
+    h.clock.advance(3.0)
+    settle(d)
+    assert shipped(router) == ["u-0", "u-10"]
+    with agent.open("ab") as fh:  # the main transcript stays as it was
+        fh.write(line(11))
+    h.clock.advance(30.0)  # rescan_interval
+    settle(d)
+    assert shipped(router) == ["u-0", "u-10", "u-11"]

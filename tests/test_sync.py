@@ -49,14 +49,16 @@ def config(
 
 def syncer(cfg: Config) -> Syncer:
     writer = LogWriter(Path(cfg.logs.dir), component="daemon", level="debug")
-    return Syncer(cfg, Spool(cfg.queue.dir), structlog_logger(writer))
+    spool = Spool(cfg.queue.dir, max_bytes=cfg.queue.max_spool_bytes)
+    return Syncer(cfg, spool, structlog_logger(writer))
 
 
 def spooled(cfg: Config) -> list[dict[str, Any]]:
     """The Transcript envelopes in pending/, oldest first."""
     pending = Path(cfg.queue.dir) / "pending"
     files = sorted(pending.glob("*.json")) if pending.exists() else []
-    return [json.loads(p.read_text())["envelope"] for p in files]
+    envelopes = [json.loads(p.read_text())["envelope"] for p in files]
+    return [e for e in envelopes if e["event"] == "Transcript"]
 
 
 def shipped(cfg: Config) -> list[dict[str, Any]]:
@@ -342,5 +344,112 @@ def test_queued_status_lists_the_files_followed_and_how_far_behind(
     assert (followed["path"], followed["offset"]) == (str(transcript), len(line(1)))
     assert followed["behind"] == len(line(2)) and followed["sessionId"] == SESSION
     text = format_status(info).splitlines()
-    assert f"transcripts 1 followed, 1 behind by {len(line(2))} bytes" in text
+    assert f"transcripts 1 with checkpoints, 1 behind by {len(line(2))} bytes" in text
     assert any(row.endswith(f"bytes behind  {transcript}") for row in text)
+
+
+def test_tool_results_go_in_batches_and_each_is_marked_once_its_envelope_is_spooled(
+    tmp_path: Path, transcript: Path
+) -> None:
+    cfg = config(tmp_path, batch_bytes=8192)
+    transcript.write_bytes(line(1))
+    results = transcript.parent / SESSION / "tool-results"
+    results.mkdir(parents=True)
+    for n in range(5):
+        (results / f"r{n}.txt").write_text(str(n) * 3000)
+    sync(cfg, transcript)
+    envelopes = [e for e in spooled(cfg) if e["payload"]["records"][0]["type"] != "user"]
+    sizes = [sum(r["bytes"] for r in e["payload"]["records"]) for e in envelopes]
+    assert sizes == [6000, 6000, 3000]  # at most batch_bytes each
+    saved = Checkpoints(cfg.queue.dir).load(key_of(SESSION, None))
+    assert saved is not None and saved.tool_results == {f"r{n}.txt": 3000 for n in range(5)}
+    assert sync(cfg, transcript).records == 0
+
+
+def test_transcripts_stop_at_half_the_spool_and_leave_the_rest_to_the_hooks(
+    tmp_path: Path, transcript: Path
+) -> None:
+    from hookclient.spool import State, new_state
+
+    cfg = config(tmp_path, batch_records=20)
+    path = tmp_path / "hookclient.toml"
+    path.write_text(path.read_text().replace("[queue]\n", "[queue]\nmax_spool_bytes = 60000\n"))
+    cfg = load_config([path], environ={})
+    transcript.write_bytes(b"".join(line(n, text="y" * 400) for n in range(300)))  # 150 KB
+    pending = Path(cfg.queue.dir) / "pending"
+    got: list[int] = []
+    for _ in range(50):
+        counts = sync(cfg, transcript)
+        spool = Spool(cfg.queue.dir, max_bytes=cfg.queue.max_spool_bytes)
+        assert spool.usage() <= 30000 + 20 * 600  # its share, and at most one batch more
+        spool.add(
+            {
+                "requestId": "0193a5f0-0000-7000-8000-00000000000" + str(len(got) % 10),
+                "event": "Stop",
+            },
+            new_state(0, due=0),
+            State.PENDING,
+        )  # hooks still fit
+        got += numbers(cfg)
+        for file in pending.glob("*.json"):  # the daemon delivered it all
+            file.unlink()
+        if not counts.deferred:
+            break
+    assert got == list(range(300))  # every line once, in order, over the rounds
+
+
+def test_an_unreadable_tool_result_skips_that_file_and_nothing_else(
+    tmp_path: Path, transcript: Path
+) -> None:
+    cfg = config(tmp_path)
+    transcript.write_bytes(line(1))
+    folder = transcript.parent / SESSION
+    (folder / "tool-results").mkdir(parents=True)
+    os.mkfifo(folder / "tool-results" / "a-fifo.txt")  # opening it to read would block
+    (folder / "tool-results" / "b-gone.txt").symlink_to(tmp_path / "nowhere")
+    (folder / "tool-results" / "c-good.txt").write_text("full output")
+    (folder / "subagents").mkdir()
+    (folder / "subagents" / "agent-a1.jsonl").write_bytes(line(7))
+    done: list[Counts] = []
+    reader = threading.Thread(target=lambda: done.append(sync(cfg, transcript)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert done, "the sync blocked"
+    records = shipped(cfg)
+    assert [r.get("n", r.get("file")) for r in records] == [1, "c-good.txt", 7]
+    assert done[0].errors == 2
+
+
+def test_a_line_longer_than_max_record_bytes_is_cut_to_its_ids_in_bounded_memory(
+    tmp_path: Path, transcript: Path
+) -> None:
+    cfg = config(tmp_path, max_record_bytes=4096)
+    huge = (
+        '{"parentUuid":"p-1","isSidechain":false,"sessionId":"' + SESSION + '","type":"user",'
+        '"message":{"role":"user","content":"' + "z" * 3_000_000 + '"},'
+        '"uuid":"u-huge","timestamp":"2026-12-02T10:00:00Z"}\n'
+    ).encode()
+    transcript.write_bytes(huge + line(2))
+    sync(cfg, transcript)
+    cut, after = shipped(cfg)
+    assert cut == {
+        "type": "user", "uuid": "u-huge", "parentUuid": "p-1", "sessionId": SESSION,
+        "timestamp": "2026-12-02T10:00:00Z", "isSidechain": False,
+        "message": {"role": "user"}, "truncated": True, "bytes": len(huge),
+    }  # fmt: skip
+    assert after["n"] == 2
+
+
+def test_each_batch_carries_the_hash_of_the_bytes_it_read(tmp_path: Path, transcript: Path) -> None:
+    import hashlib
+
+    from hookclient.transcript import TAIL_BYTES, Limits, batches
+
+    data = b"".join(line(n, text="w" * (n * 37 % 900)) for n in range(200))
+    transcript.write_bytes(data)
+    with transcript.open("rb") as fh:
+        found = list(batches(fh, 0, Limits(batch_records=7)))
+    assert len(found) == 29
+    for batch in found:
+        start = max(0, batch.end_offset - TAIL_BYTES)
+        assert batch.tail == hashlib.sha256(data[start : batch.end_offset]).hexdigest()
