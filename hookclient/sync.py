@@ -159,6 +159,25 @@ class Syncer:
                 break  # the spool holds its share: the other files wait too
         return counts
 
+    def remember(self, transcript_path: str, session_id: str) -> None:
+        """Note a session to follow before its first read (a checkpoint at offset 0), so
+        that a daemon killed between delivering its event and reading its transcript
+        follows it again after a restart.  Never waits: a session being read has its
+        checkpoint already."""
+        key = key_of(session_id, None)
+        if self.checkpoints.load(key) is not None:
+            return
+        lock = self.checkpoints.lock(key)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return
+        try:
+            if self.checkpoints.load(key) is None:
+                self.checkpoints.save(Checkpoint(session_id, None, transcript_path))
+        finally:
+            lock.release()
+
     def file(self, item: TranscriptFile, *, force: bool = False, dry_run: bool = False) -> Counts:
         """Ship one file's new complete lines (and, for a main transcript, its new
         tool-result files), holding its checkpoint's lock throughout."""
@@ -243,7 +262,7 @@ class Syncer:
         """The checkpoint to read on from: the saved one while the file is still the one
         it names, else a fresh one at offset 0."""
         fresh = Checkpoint(item.session_id, item.agent_id, path, info.st_dev, info.st_ino)
-        if saved is None or force:
+        if saved is None or force or not saved.offset:  # none, or only remembered
             return fresh
         why = _changed(saved, info, fh)
         if why:

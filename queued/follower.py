@@ -75,11 +75,20 @@ class Follower:
             new = self.sessions.get(session) != path
             self.sessions[session] = path
         if new:
+            self._remember(path, session)
             self._watch(path, session)
         now = self.monotonic()
         self._due(session, now + self.delay)
         if event in SETTLE_AFTER:
             self._due(f"{session}\0settle", now + self.delay + self.settle)
+
+    def _remember(self, path: str, session: str) -> None:
+        """On disk before the event is delivered: a crash after cannot forget it."""
+        try:
+            self.syncer.remember(path, session)
+        except OSError as exc:  # a spool that cannot be written: the delivery says so too
+            self.log.warning("cannot note a transcript to follow", sessionId=session,
+                             path=path, error=str(exc))  # fmt: skip
 
     def written(self, path: str) -> None:
         """watchdog: a file was written; read its session soon if we follow it."""

@@ -116,12 +116,7 @@ def _keep_records(
         return session_id
     # two statements for the whole envelope, not two per record; a third for the records
     # stored before (a resend, a fork's copy), whose ids the insert does not return
-    insert = (
-        _insert(conn, records)
-        .on_conflict_do_nothing(index_elements=["owner_id", "record_key"])
-        .returning(records.c.record_key, records.c.id)
-    )
-    ids: dict[str, int] = {key: id_ for key, id_ in conn.execute(insert, list(kept.values()))}
+    ids = _inserted_ids(conn, list(kept.values()))
     if len(ids) < len(kept):
         before = [key for key in kept if key not in ids]
         ids.update(
@@ -149,6 +144,31 @@ def _keep_records(
         ],
     )
     return session_id
+
+
+def _inserted_ids(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert the records not stored yet; the ids of those inserted, by record key.
+
+    On PostgreSQL the rows go through psycopg's pipeline, one prepared statement a row
+    sent together (``executemany(returning=True)``): 500 rows took about 10 ms where
+    SQLAlchemy's single 500-row statement took 25-43 ms (BENCHMARKS.md "The store")."""
+    insert = (
+        _insert(conn, records)
+        .on_conflict_do_nothing(index_elements=["owner_id", "record_key"])
+        .returning(records.c.record_key, records.c.id)
+    )
+    if conn.dialect.name != "postgresql":
+        return {key: id_ for key, id_ in conn.execute(insert, rows)}
+    sql = str(insert.compile(dialect=conn.dialect, column_keys=list(rows[0])))
+    ids: dict[str, int] = {}
+    driver = conn.connection.driver_connection  # psycopg's, in this very transaction
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.executemany(sql, rows, returning=True)
+        while True:
+            ids.update(cursor.fetchall())
+            if not cursor.nextset():
+                return ids
 
 
 def record_key(session_id: str, record: dict[str, Any]) -> str:

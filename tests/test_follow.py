@@ -248,3 +248,17 @@ def test_a_subagent_file_that_grows_alone_is_read_at_the_next_rescan(
     h.clock.advance(30.0)  # rescan_interval
     settle(d)
     assert shipped(router) == ["u-0", "u-10", "u-11"]
+
+
+def test_a_daemon_stopped_between_an_event_and_its_read_still_follows_it_after(
+    h: Harness, router: respx.MockRouter, transcript: Path
+) -> None:
+    d = h.start()
+    transcript.write_bytes(line(0))
+    add(h, d, hook_event(h.clock, "UserPromptSubmit", transcript))
+    settle(d)  # the event is delivered; its transcript is due in `delay`
+    d.close()  # and the daemon is gone before that
+    assert shipped(router) == [] and h.names("pending") == []
+    again = h.start()
+    settle(again)  # nothing in pending/ names the session: its checkpoint does
+    assert shipped(router) == ["u-0"]
