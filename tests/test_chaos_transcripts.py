@@ -110,6 +110,7 @@ def test_the_daemon_killed_while_it_follows_a_growing_transcript_loses_no_line(
     finally:
         writer.join()
     final = start_queued(env)
+    wait_for(lambda: daemon_pid(env.spool) == final.proc.pid)  # up: SIGTERM is handled
     want = {json.loads(line(n))["uuid"] for n in range(lines)}
     wait_for(lambda: stored(receiver) >= want, timeout=300)
     assert final.stop() == 0
