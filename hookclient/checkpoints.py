@@ -104,17 +104,20 @@ class Checkpoints:
         finally:
             os.close(dir_fd)
 
-    def all(self) -> Iterator[Checkpoint]:
-        """Every readable checkpoint of this spool."""
+    def keys(self) -> list[str]:
+        """The keys of every checkpoint saved in this spool (one directory listing)."""
         try:
             names = sorted(os.listdir(self.root))
         except FileNotFoundError:
-            return
-        for name in names:
-            if name.endswith(".json") and not name.startswith("."):
-                found = self.load(name[: -len(".json")])
-                if found is not None:
-                    yield found
+            return []
+        return [n[: -len(".json")] for n in names if n.endswith(".json") and n[0] != "."]
+
+    def all(self) -> Iterator[Checkpoint]:
+        """Every readable checkpoint of this spool."""
+        for key in self.keys():
+            found = self.load(key)
+            if found is not None:
+                yield found
 
 
 def _parse(doc: Any) -> Checkpoint:

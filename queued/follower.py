@@ -56,6 +56,8 @@ class Follower:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="transcripts")
         self._running: Future[Any] | None = None
         self._rescanning: Future[Any] | None = None
+        #: the checkpoints as last read, by key (reading thread only)
+        self._saved: dict[str, Checkpoint] = {}
         self._watched: set[str] = set()
         self.observer: Any = None
 
@@ -105,16 +107,27 @@ class Follower:
             return
 
     def _rescan(self) -> None:
-        saved = {c.key: c for c in self.syncer.checkpoints.all()}
+        """Each rescan lists the checkpoints and stats their files; it reads only the
+        checkpoints it has not seen (a year of sessions is thousands of them).  What it
+        keeps may be older than the file on disk (a backfill moved it on): then a read
+        finds nothing new, and the checkpoints it saved are taken again."""
+        keys = set(self.syncer.checkpoints.keys())
+        for key in keys - self._saved.keys():
+            found = self.syncer.checkpoints.load(key)
+            if found is not None:
+                self._saved[key] = found
+        for key in self._saved.keys() - keys:
+            del self._saved[key]
         with self._lock:
-            for checkpoint in saved.values():
+            for checkpoint in list(self._saved.values()):
                 if checkpoint.agent_id is None:
                     self.sessions.setdefault(checkpoint.session_id, checkpoint.path)
             followed = dict(self.sessions)
         now = self.monotonic()
         for session, path in followed.items():
             self._watch(path, session)
-            if any(_grew(item.path, saved.get(item.key)) for item in session_files(path, session)):
+            files = session_files(path, session)
+            if any(_grew(item.path, self._saved.get(item.key)) for item in files):
                 self._due(session, now)
 
     def _due(self, key: str, when: float) -> None:
@@ -146,6 +159,10 @@ class Follower:
         self._watch(path, session)  # its folder may not have existed at its first event
         try:
             self.syncer.session(path, session)
+            for item in session_files(path, session):  # what the rescan compares with
+                found = self.syncer.checkpoints.load(item.key)
+                if found is not None:
+                    self._saved[item.key] = found
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             # logged with the session; its lines stay unread, retried at the next rescan
             self.log.error("transcript sync failed", sessionId=session, path=path, error=repr(exc))

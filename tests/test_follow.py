@@ -262,3 +262,27 @@ def test_a_daemon_stopped_between_an_event_and_its_read_still_follows_it_after(
     again = h.start()
     settle(again)  # nothing in pending/ names the session: its checkpoint does
     assert shipped(router) == ["u-0"]
+
+
+def test_a_rescan_reads_only_the_checkpoints_it_has_not_seen(
+    h: Harness, router: respx.MockRouter, transcript: Path
+) -> None:
+    d = h.start()
+    follower = d.follower
+    assert follower is not None
+    for n in range(50):  # a year of sessions leaves thousands of checkpoints
+        follower.syncer.remember(str(transcript.parent / f"s{n}.jsonl"), f"s{n}")
+    loads: list[str] = []
+    real = follower.syncer.checkpoints.load
+
+    def counted(key: str) -> Any:
+        loads.append(key)
+        return real(key)
+
+    follower.syncer.checkpoints.load = counted  # type: ignore[method-assign]
+    follower._rescan()
+    assert len(loads) == 50
+    loads.clear()
+    follower._rescan()
+    assert loads == []  # one directory listing and a stat per file, no checkpoint read
+    assert len(follower.sessions) == 50
