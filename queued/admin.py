@@ -215,12 +215,15 @@ def _transcript_lines(files: list[dict[str, Any]], shown: int = 10) -> list[str]
     if not files:
         return ["transcripts none shipped yet"]
     behind = sorted((f for f in files if f["behind"]), key=lambda f: -int(f["behind"]))
-    gone = sum(1 for f in files if f["size"] is None)
+    gone = sum(1 for f in files if f["size"] is None and f["offset"])
+    unwritten = sum(1 for f in files if f["size"] is None and not f["offset"])
     summary = f"transcripts {len(files)} with checkpoints, {len(behind)} behind"
     if behind:
         summary += f" by {sum(int(f['behind']) for f in behind):,} bytes"
     if gone:
-        summary += f", {gone} deleted since (cleanupPeriodDays?)"
+        summary += f", {gone} deleted since they were shipped (cleanupPeriodDays)"
+    if unwritten:
+        summary += f", {unwritten} named by an event but not written (yet)"
     lines = [summary]
     lines += [f"            {f['behind']:>12,} bytes behind  {f['path']}" for f in behind[:shown]]
     if len(behind) > shown:

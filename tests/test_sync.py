@@ -453,3 +453,20 @@ def test_each_batch_carries_the_hash_of_the_bytes_it_read(tmp_path: Path, transc
     for batch in found:
         start = max(0, batch.end_offset - TAIL_BYTES)
         assert batch.tail == hashlib.sha256(data[start : batch.end_offset]).hexdigest()
+
+
+def test_queued_status_tells_a_deleted_transcript_from_one_not_written_yet(
+    tmp_path: Path, transcript: Path
+) -> None:
+    from queued.admin import format_status, status
+
+    cfg = config(tmp_path)
+    transcript.write_bytes(line(1))
+    sync(cfg, transcript)
+    transcript.unlink()  # cleanupPeriodDays, say
+    syncer(cfg).remember(str(transcript.parent / "later.jsonl"), "later")  # SessionStart
+    [summary] = [x for x in format_status(status(cfg)).splitlines() if x.startswith("transcripts")]
+    assert summary == (
+        "transcripts 2 with checkpoints, 0 behind, 1 deleted since they were shipped "
+        "(cleanupPeriodDays), 1 named by an event but not written (yet)"
+    )
