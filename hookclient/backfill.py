@@ -12,6 +12,7 @@ once, so nothing is stored twice.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             f"backfill: [transcripts] sync is false ({where}): this machine ships hook "
             "events only; set sync = true (or HOOKCLIENT_TRANSCRIPTS_SYNC=1) to backfill"
         )
-    root = args.projects_dir or projects_dir(cfg)
+    root = os.path.expanduser(args.projects_dir) if args.projects_dir else projects_dir(cfg)
     if not os.path.isdir(root):
         raise UsageError(
             f"backfill: no projects directory at {root}: pass --projects-dir DIR "
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         )
     since = _since(args.since)
     chosen = list(_selected(root, set(args.session or ()), since))
+    _check_found(root, args.session or [], chosen)
     spool = Spool(
         cfg.queue.dir, max_bytes=cfg.queue.max_spool_bytes, endpoint=safe_url(cfg.endpoint.url)
     )
@@ -117,6 +119,23 @@ def _selected(root: str, sessions: set[str], since: float | None) -> Iterator[Se
         if since is not None and _last_change(path, session_id) < since:
             continue
         yield Session(path, session_id)
+
+
+def _check_found(root: str, sessions: list[str], chosen: list[Session]) -> None:
+    """A ``--session`` that names nothing, or a projects dir holding no project, is a
+    mistake to say, not a silent 'nothing to do'."""
+    missing = sorted(set(sessions) - {s.session_id for s in chosen})
+    if missing:
+        raise UsageError(
+            f"backfill: no transcript under {root} for session {', '.join(missing)}: give "
+            "full session ids (`hookclient trace --session` or the file names "
+            "<project>/<session id>.jsonl show them)"
+        )
+    if not chosen and not sessions and glob.glob(os.path.join(glob.escape(root), "*.jsonl")):
+        raise UsageError(
+            f"backfill: {root} holds transcripts itself: it is one project's folder; pass "
+            f"the projects directory above it (--projects-dir {os.path.dirname(root)})"
+        )
 
 
 def _last_change(path: str, session_id: str) -> float:

@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
             "the hook does in auto mode. Recovers what the hooks missed: sessions from\n"
             "before hookclient was installed, or while it was off. A second run spools\n"
             "nothing; it is safe while queued follows the same files. Shows a progress\n"
-            "bar on a terminal, else one summary line."
+            "bar on a terminal, else one summary line. Refuses when [transcripts] sync\n"
+            "is false; exits 1 if a transcript could not be read (error.log says which)."
         ),
         epilog=(
             "examples:\n"
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--projects-dir", metavar="DIR", help="default: [transcripts] projects_dir"
     )
     backfill.add_argument(
-        "--session", nargs="+", metavar="ID", help="only these sessions (their ids)"
+        "--session", nargs="+", metavar="ID", help="only these sessions (full session ids)"
     )
     backfill.add_argument(
         "--since", metavar="DATE", help="only sessions changed since (YYYY-MM-DD or ISO time)"
@@ -184,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser(
         "doctor",
-        help="check config, token, endpoint, spool, daemon, backlog, logs, Claude settings",
+        help="check config, token, endpoint, spool, daemon, backlog, logs, Claude settings, "
+        "transcripts",
         description="Check everything hookclient needs, one line per check (OK, WARN or "
         "FAIL, with the fix). Exits 1 if any check FAILs. The token is never printed.",
     )

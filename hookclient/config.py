@@ -427,11 +427,12 @@ def _signing_secret(
     return secret
 
 
-def fingerprint(endpoint: Endpoint) -> str:
+def fingerprint(endpoint: Endpoint, sync: bool = True) -> str:
     """What a daemon delivers with, as 16 hex of SHA-256: the URL, the token, the signing
-    secret and the TLS settings.  A hook whose fingerprint differs from the running
-    daemon's replaces it (:mod:`hookclient.autostart`), so a fixed token or URL takes
-    effect at the next event.  The secrets go into the hash only, never into a file."""
+    secret, the TLS settings, and whether it ships transcripts.  A hook whose
+    fingerprint differs from the running daemon's replaces it (:mod:`hookclient.autostart`),
+    so a fixed token or URL, or ``[transcripts] sync = false``, takes effect at the next
+    event.  The secrets go into the hash only, never into a file."""
     parts = (
         "hookclient-fingerprint-1",
         endpoint.url or "",
@@ -439,5 +440,6 @@ def fingerprint(endpoint: Endpoint) -> str:
         endpoint.signing_secret or "",
         "verify" if endpoint.verify else "no-verify",
         endpoint.ca_bundle or "",
+        *(() if sync else ("no-transcripts",)),  # sync on: the fingerprint of before
     )
     return dirs.sha256_hex("\0".join(parts).encode("utf-8"))[:16]

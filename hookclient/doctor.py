@@ -382,7 +382,7 @@ def _daemon(config: Config, environ: Mapping[str, str]) -> Check:
 def _running(config: Config, info: dict[str, Any], autostarts: bool) -> Check:
     how = "autostarted" if info.get("autostarted") else "started by hand or a service"
     running = f"running, pid {info.get('pid', '?')} ({how})"
-    if not info or info.get("fingerprint") == fingerprint(config.endpoint):
+    if not info or info.get("fingerprint") == fingerprint(config.endpoint, config.transcripts.sync):
         return Check("daemon", "OK", running)
     if info.get("autostarted"):
         fix = "`queued restart`" + (" (the next hook event replaces it too)" if autostarts else "")

@@ -235,7 +235,8 @@ class Hook:
         info = holder(self.spool_dir)
         self._holder = info
         endpoint = self.config.endpoint
-        return replaceable(info, fingerprint(endpoint), bool(endpoint.token))
+        mine = fingerprint(endpoint, self.config.transcripts.sync)
+        return replaceable(info, mine, bool(endpoint.token))
 
     def _retire(self) -> bool:
         from hookclient import autostart

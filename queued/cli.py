@@ -55,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
             "events in creation order; new files are seen within milliseconds (watchdog) and "
             "a rescan every rescan_interval seconds catches anything missed. Retryable "
             "failures wait backoff[k] (with jitter, or the server's Retry-After); after "
-            "max_retries the event moves to failed/. SIGTERM or Ctrl-C finishes in-flight "
-            "deliveries and exits 0; a second signal exits at once."
+            "max_retries the event moves to failed/. It also ships the transcript of each "
+            'session whose events it delivers ([transcripts] sync; README "Transcripts"). '
+            "SIGTERM or Ctrl-C finishes in-flight deliveries and exits 0; a second signal "
+            "exits at once."
         ),
     )
     run.add_argument("--once", action="store_true", help="deliver what is due now, then exit")

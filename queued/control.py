@@ -94,14 +94,14 @@ def same_config(info: dict[str, Any] | None, config: Config) -> bool:
     pid file says nothing (a daemon on a full disk may have none): taken as the same."""
     if info is None or info.get("pid") is None:
         return True
-    return info.get("fingerprint") == fingerprint(config.endpoint)
+    return info.get("fingerprint") == fingerprint(config.endpoint, config.transcripts.sync)
 
 
 def replaceable_by(info: dict[str, Any] | None, config: Config) -> bool:
     """The rule a hook applies (:func:`hookclient.lockprobe.replaceable`): autostarted,
     another configuration, and not a token-less one replacing one with a token."""
     endpoint = config.endpoint
-    return replaceable(info, fingerprint(endpoint), bool(endpoint.token))
+    return replaceable(info, fingerprint(endpoint, config.transcripts.sync), bool(endpoint.token))
 
 
 def stop(

@@ -237,9 +237,10 @@ class Daemon:
         if holder is None:
             return True
         endpoint = self.config.endpoint
+        mine = fingerprint(endpoint, self.config.transcripts.sync)
         if self.autostarted:
-            return replaceable(holder, fingerprint(endpoint), bool(endpoint.token))
-        return holder.get("fingerprint") != fingerprint(endpoint)
+            return replaceable(holder, mine, bool(endpoint.token))
+        return holder.get("fingerprint") != mine
 
     def _write_pidfile(self) -> None:
         """``daemon.pid``: who runs here and with which configuration (its fingerprint,
@@ -252,7 +253,7 @@ class Daemon:
             "autostarted": self.autostarted,
             "idleExit": self.idle_exit,
             "endpoint": safe_url(self.config.endpoint.url),
-            "fingerprint": fingerprint(self.config.endpoint),
+            "fingerprint": fingerprint(self.config.endpoint, self.config.transcripts.sync),
             "token": bool(self.config.endpoint.token),  # whether one is set, never which
         }
         try:

@@ -220,6 +220,8 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         owner: str | None = None,
     ) -> dict[str, Any]:
         """The caller's sessions, last activity first."""
+        if since is not None:
+            since = _instant(since)
         page = reader.sessions(
             scope(user, owner), limit=limit, cursor=cursor, project=project, since=since, q=q
         )
@@ -330,6 +332,18 @@ async def _events(
                 if session is not None:
                     yield {"event": "session", "data": json.dumps(session)}
         await asyncio.sleep(STREAM_POLL)
+
+
+def _instant(text: str) -> str:
+    """``since`` as the store compares it (UTC, as the times it keeps), or 422."""
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, "invalid", f"since {text!r} is not an RFC 3339 time") from None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _errors(api: FastAPI) -> None:

@@ -179,6 +179,7 @@ def test_each_user_sees_their_own_sessions_403_for_anothers_404_for_none(db: str
         "/sessions?limit=0",
         "/sessions?limit=1001",
         "/sessions?cursor=not-a-cursor",
+        "/sessions?since=garbage",
         "/sessions/x/messages?cursor=WzFd!",
         "/sessions?cursor=W3t9LCAieCJd",  # well-formed, but [{}, "x"]: not a session key
         "/sessions/x/messages?cursor=WyIxIl0",  # ["1"]: a position is a number

@@ -183,3 +183,27 @@ def test_with_sync_off_backfill_refuses_and_says_how_to_turn_it_on(env: HookEnv)
         "HOOKCLIENT_TRANSCRIPTS_SYNC=1) to backfill\n"
     )
     assert not env.spool.exists()
+
+
+def test_a_session_or_a_folder_that_names_nothing_is_said_not_skipped(
+    env: HookEnv, projects: Path
+) -> None:
+    unknown = backfill(env, "--session", RICH.stem[:8], "--dry-run")
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.startswith(
+        f"hookclient: backfill: no transcript under {projects} for session {RICH.stem[:8]}: "
+        "give full session ids"
+    )
+    one_project = projects / "-home-me-proj"
+    inside = backfill(env, "--projects-dir", str(one_project), "--dry-run")
+    assert inside.returncode == 1
+    assert inside.stderr.strip().endswith(f"(--projects-dir {projects})")
+
+
+def test_a_projects_dir_flag_with_a_tilde_is_the_home_folder(env: HookEnv, projects: Path) -> None:
+    home = Path(env.env()["HOME"])
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(projects, home / ".claude" / "projects")
+    done = backfill(env, "--projects-dir", "~/.claude/projects", "--dry-run", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["records"] == lines_of_all()

@@ -22,7 +22,14 @@ from hookclient.clock import FakeClock
 from hookclient.envelope import StdinCapture, build
 from queued.daemon import Daemon
 from tests import test_daemon_unit
-from tests.conftest import HookEnv, Receiver, kill_daemons, start_queued, wait_for
+from tests.conftest import (
+    HookEnv,
+    Receiver,
+    daemon_pid,
+    kill_daemons,
+    start_queued,
+    wait_for,
+)
 from tests.test_daemon_unit import URL, Harness
 
 SESSION = "f0110e00-0000-4000-8000-000000000001"
@@ -286,3 +293,27 @@ def test_a_rescan_reads_only_the_checkpoints_it_has_not_seen(
     follower._rescan()
     assert loads == []  # one directory listing and a stat per file, no checkpoint read
     assert len(follower.sessions) == 50
+
+
+def test_turning_sync_off_replaces_a_hook_started_daemon_at_the_next_event(
+    hook: HookEnv, receiver: Receiver
+) -> None:
+    from hookclient.config import fingerprint, load_config
+
+    hook.configure(endpoint={"url": receiver.url}, delivery={"mode": "auto"},
+                   queue={"idle_exit": 30.0})  # fmt: skip
+    stop = json.dumps({"hook_event_name": "Stop", "session_id": SESSION}).encode()
+    try:
+        assert hook.run(stop).returncode == 0
+        wait_for(lambda: daemon_pid(hook.spool) is not None)
+        first = daemon_pid(hook.spool)
+        hook.configure(endpoint={"url": receiver.url}, delivery={"mode": "auto"},
+                       queue={"idle_exit": 30.0}, transcripts={"sync": False})  # fmt: skip
+        assert hook.run(stop).returncode == 0
+        wait_for(lambda: daemon_pid(hook.spool) not in (None, first))
+        info = json.loads((hook.spool / "daemon.pid").read_text())
+        cfg = load_config([hook.config], environ=hook.env())
+        assert info["fingerprint"] == fingerprint(cfg.endpoint, sync=False)
+        wait_for(lambda: len(receiver.rows()) == 2)
+    finally:
+        kill_daemons(hook.spool)
