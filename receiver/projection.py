@@ -275,6 +275,10 @@ def _under_their_task(
     return out
 
 
+#: How the CLI writes a local command's output (``/compact`` and the like) as a user line.
+_COMMAND_OUTPUT = ("<local-command-stdout>", "<local-command-stderr>")
+
+
 def _kind(body: dict[str, Any]) -> str | None:
     kind = body.get("type")
     if kind in NOT_MESSAGES:
@@ -289,6 +293,8 @@ def _kind(body: dict[str, Any]) -> str | None:
         blocks = _blocks(_message(body).get("content"))
         if blocks and all(b.get("type") == "tool_result" for b in blocks):
             return "tool_result"
+        if body.get("isMeta") or _text_of(blocks).lstrip().startswith(_COMMAND_OUTPUT):
+            return "system"  # the CLI's own words (a caveat, a command's output): not a prompt
         return "prompt"
     return "raw"  # a type this version does not know: kept, shown as it came
 

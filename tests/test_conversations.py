@@ -349,6 +349,10 @@ def test_compaction_keeps_the_boundary_and_summary_after_the_history(db: str) ->
     assert kinds[boundary + 1] == "summary"
     assert kinds[:boundary].count("prompt") == 2 and "summary" not in kinds[:boundary]
     assert session_row(db, COMPACTED.stem)["complete"]  # logicalParentUuid is not a gap
+    # the CLI's caveat (isMeta) and /compact's output are its own words, not prompts;
+    # the /compact the user typed is one
+    assert kinds[boundary + 1 :] == ["summary", "system", "prompt", "system"]
+    assert session_row(db, COMPACTED.stem)["prompts"] == 3
 
 
 def test_a_reply_follows_its_prompt_whatever_the_hooks_timestamps(db: str) -> None:
