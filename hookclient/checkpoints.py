@@ -14,16 +14,16 @@ turns: neither corrupts the other's checkpoint nor moves it back.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from filelock import FileLock
+
+from hookclient.spool import write_durably
 
 DIRECTORY = "transcripts"
 #: A lock holder is reading and spooling one batch at a time; a waiter gives up after
@@ -87,22 +87,7 @@ class Checkpoints:
         """Write durably and atomically: a crash leaves the old checkpoint or the new."""
         self.ensure()
         data = json.dumps(asdict(checkpoint), sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, os.path.join(self.root, f"{checkpoint.key}.json"))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_durably(os.path.join(self.root, f"{checkpoint.key}.json"), data, self.root)
 
     def keys(self) -> list[str]:
         """The keys of every checkpoint saved in this spool (one directory listing)."""

@@ -280,13 +280,19 @@ def build(
     else:
         name, session = _sniff(body.get("payloadRaw") or "")
     event = name if isinstance(name, str) and name else (event_flag or "unknown")
+    return wrap(event, session if isinstance(session, str) else None, now, body)
+
+
+def wrap(event: str, session_id: str | None, now: float, body: dict[str, Any]) -> dict[str, Any]:
+    """An envelope: new ids (requestId, traceId, spanId), the event, its session, the
+    time and the source, then ``body`` (``payload`` and what goes with it)."""
     return {
         "schemaVersion": SCHEMA_VERSION,
         "requestId": uuid7(now),
         "traceId": random_hex(16),
         "spanId": random_hex(8),
         "event": event,
-        "sessionId": session if isinstance(session, str) else None,
+        "sessionId": session_id,
         "timestamp": utc_iso(now),
         "source": source(),
         **body,

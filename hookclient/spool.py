@@ -367,22 +367,10 @@ class Spool:
         """Write ``body`` to ``path`` durably; the number of bytes written.  With
         ``sync_dir`` (all but claims) the rename itself is made durable too."""
         data = jsoncodec.dumps(body, ensure_ascii=False).encode("utf-8")
-        tmp = os.path.join(self._dir(State.TMP), f"{os.path.basename(path)}.{os.getpid()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+            write_durably(path, data, self._dir(State.TMP), sync_dir=sync_dir)
         except OSError as exc:
-            _discard(tmp)
             raise _spool_error(exc, os.path.dirname(path)) from exc
-        if sync_dir:
-            _fsync_dir(os.path.dirname(path))
         return len(data)
 
     # -- reading ------------------------------------------------------------------
@@ -608,6 +596,29 @@ def request_id_of(name: str) -> str:
 
 def _who(mode: int) -> str:
     return " and ".join(w for w, bit in (("its group", 0o020), ("others", 0o002)) if mode & bit)
+
+
+def write_durably(path: str, data: bytes, tmp_dir: str, *, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` so that a crash at any instant leaves the old file or
+    the new, whole: a temporary file in ``tmp_dir`` (same file system), written, fsync'd,
+    renamed over ``path``; with ``sync_dir`` the rename is made durable too.  Files 0600.
+    The spool's files and the transcript checkpoints are written this way."""
+    tmp = os.path.join(tmp_dir, f"{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        _discard(tmp)
+        raise
+    if sync_dir:
+        _fsync_dir(os.path.dirname(path))
 
 
 def _fsync_dir(path: str) -> None:

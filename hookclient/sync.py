@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import Timeout
 
 from hookclient.checkpoints import Checkpoint, Checkpoints, key_of
-from hookclient.clock import utc_iso
-from hookclient.envelope import SCHEMA_VERSION, random_hex, source, uuid7
+from hookclient.envelope import wrap
 from hookclient.errors import HookclientError
 from hookclient.spool import Spool, State, new_state
 from hookclient.transcript import Batch, Limits, batches, open_regular, tail_hash, tool_result
@@ -384,15 +383,7 @@ def transcript_envelope(
     checkpoint: Checkpoint, offset: int, end: int, records: list[dict[str, Any]], now: float
 ) -> dict[str, Any]:
     """The usual envelope, ``event: "Transcript"``, carrying one file's records."""
-    return {
-        "schemaVersion": SCHEMA_VERSION,
-        "requestId": uuid7(now),
-        "traceId": random_hex(16),
-        "spanId": random_hex(8),
-        "event": TRANSCRIPT,
-        "sessionId": checkpoint.session_id,
-        "timestamp": utc_iso(now),
-        "source": source(),
+    return wrap(TRANSCRIPT, checkpoint.session_id, now, {
         "payload": {
             "transcriptPath": checkpoint.path,
             "sessionId": checkpoint.session_id,
@@ -402,4 +393,4 @@ def transcript_envelope(
             "endOffset": end,
             "records": records,
         },
-    }
+    })  # fmt: skip
