@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
+from receiver.cli import freeze_heap  # noqa: E402
 from receiver.queries import Reader  # noqa: E402
 from receiver.schema import messages, sessions  # noqa: E402
 from receiver.store import Arrival, Store  # noqa: E402
@@ -232,6 +233,7 @@ def size(store: Store) -> str:
 
 def run(name: str, url: str, sizes: list[int], samples: int) -> None:
     store = Store(url)
+    freeze_heap()  # as `hookclient-receiver serve` does once it has started
     try:
         print(f"\n{name}")
         for label, value in ingest(store, samples).items():

@@ -21,7 +21,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Insert, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
@@ -77,6 +77,64 @@ def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows that cannot be there yet (the caller read what was), in the caller's
+    transaction.
+
+    On PostgreSQL they go through ``COPY ... FROM STDIN``, which spares psycopg adapting
+    one 10,000-parameter statement (BENCHMARKS.md, "The store").  A row that is there
+    after all (another receiver process inserted it first) fails the COPY as it would
+    the INSERT, on the same unique constraint."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    from psycopg import sql
+
+    names = [column.name for column in table.columns if column.name in rows[0]]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    driver = conn.connection.driver_connection  # psycopg's, in this very transaction
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in names])
+
+
+def execute_many(
+    conn: Connection,
+    statement: Insert,
+    rows: list[dict[str, Any]],
+    *,
+    returning: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Execute an INSERT once per row, in the caller's transaction; with ``returning``,
+    the rows its RETURNING clause gave.
+
+    On PostgreSQL the rows go through psycopg's pipeline, one prepared statement a row,
+    sent together (``executemany(returning=True)``): 500 records took about 10 ms where
+    SQLAlchemy's one 500-row ``INSERT ... VALUES`` took 25-43 ms (BENCHMARKS.md, "The
+    store")."""
+    if not rows:
+        return []
+    if conn.dialect.name != "postgresql":
+        result = conn.execute(statement, rows)
+        return [tuple(row) for row in result] if returning else []
+    sql = str(statement.compile(dialect=conn.dialect, column_keys=list(rows[0])))
+    driver = conn.connection.driver_connection  # psycopg's, in this very transaction
+    assert driver is not None
+    out: list[tuple[Any, ...]] = []
+    with driver.cursor() as cursor:
+        cursor.executemany(sql, rows, returning=returning)
+        while returning:
+            out.extend(cursor.fetchall())
+            if not cursor.nextset():
+                break
+    return out
 
 
 def safe(url: str) -> str:
