@@ -213,6 +213,9 @@ class Queue(_Value):
     retry_after_cap: float = key(default=6 * 3600.0, help="cap on a server's Retry-After")
     workers: int = key(default=4, help="concurrent deliveries in the daemon")
     rescan_interval: float = key(default=30.0, help="seconds between full spool rescans")
+    heartbeat: float = key(
+        default=0.0, help="seconds between the daemon's Heartbeat POSTs (0 = off)"
+    )
     breaker_failures: int = key(default=5, help="retryable outcomes in a row that open it")
     breaker_cooldown: float = key(default=30.0, help="seconds the breaker stays open")
     retention: float = key(

@@ -79,6 +79,7 @@ RETIRE = getattr(signal, "SIGUSR2", signal.SIGTERM)
 if TYPE_CHECKING:
     from hookclient.spoolstate import Owner
     from queued.follower import Follower
+    from queued.heartbeat import Heartbeat
 
 
 class Daemon:
@@ -149,6 +150,21 @@ class Daemon:
         self.paused_until = 0.0  # monotonic: no claims before, the spool could not be written
         #: follows the transcripts of the sessions whose events pass through (None: sync off)
         self.follower: Follower | None = self._follower() if config.transcripts.sync else None
+        #: tells the store this spool's backlog every [queue] heartbeat seconds (None: off)
+        self.heartbeat: Heartbeat | None = self._heartbeat() if config.queue.heartbeat else None
+
+    def _heartbeat(self) -> Heartbeat:
+        from queued.heartbeat import Heartbeat
+
+        return Heartbeat(
+            self.config.queue.heartbeat,
+            self.spool,
+            lambda: self.sender,
+            self.log,
+            monotonic=self.clock.monotonic,
+            now=self.clock.now,
+            timeout=self.config.endpoint.timeout,
+        )
 
     def _follower(self) -> Follower:
         from hookclient.sync import Syncer
@@ -352,6 +368,7 @@ class Daemon:
                     "rescan failed", spool=str(Path(self.config.queue.dir)), error=str(exc)
                 )
         self._follow()
+        self._beat()
         free = self.workers - len(self.inflight)
         if free <= 0 or self.stopping or self.clock.monotonic() < self.paused_until:
             return 0
@@ -364,6 +381,11 @@ class Daemon:
         for name in names:
             self._dispatch(name)
         return len(names)
+
+    def _beat(self) -> None:
+        beat = self.heartbeat
+        if beat is not None and self.pool is not None and not self.stopping and beat.claim():
+            self.pool.submit(beat.beat)
 
     def _follow(self) -> None:
         if self.follower is not None and not self.stopping:
@@ -404,6 +426,8 @@ class Daemon:
         follow = self.follower.next_due() if self.follower is not None else None
         if follow is not None:
             waits.append(max(0.0, follow - self.clock.monotonic()))
+        if self.heartbeat is not None:
+            waits.append(max(0.0, self.heartbeat.next_due() - self.clock.monotonic()))
         return max(0.01, min(waits))
 
     def _idle_expired(self) -> bool:

@@ -27,13 +27,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from receiver import hosts, web_sessions
 from receiver.api import create_api
+from receiver.dashboard import COOKIE, Dashboard
+from receiver.hosts import HEARTBEAT
 from receiver.signatures import SIGNATURE_TOLERANCE_S as SIGNATURE_TOLERANCE_S
 from receiver.signatures import SignatureError as SignatureError
 from receiver.signatures import sign as sign
 from receiver.signatures import signing_key as signing_key
 from receiver.signatures import verify_signature as verify_signature
-from receiver.store import ADMIN_ID, Arrival, Rejected, Status, Store, User
+from receiver.store import ADMIN_ID, Arrival, Rejected, Status, Store, User, utc_now
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -309,9 +312,16 @@ class _Receiver:
     def _who(self, request: Request) -> User:
         """The user a request comes from: the ``--token-env`` token (compared in constant
         time) is the built-in admin, any other live token its own user; 401 otherwise.
-        Without authentication (``--no-auth``) everyone is the admin."""
+        Without authentication (``--no-auth``) everyone is the admin.  A GET without an
+        Authorization header may come from a signed-in dashboard page instead: its
+        session cookie (SameSite=Strict) names the user; nothing is ever written that way."""
         if self.token is None:
             return self.admin
+        if request.method == "GET" and "authorization" not in request.headers:
+            cookie = request.cookies.get(COOKIE)
+            user = web_sessions.user_of(self.store.engine, cookie) if cookie else None
+            if user is not None:  # a dashboard page's reads (the live stream)
+                return user
         presented = _bearer(request)
         if hmac.compare_digest(presented, self.token):
             return self.admin
@@ -386,6 +396,8 @@ class _Receiver:
             return self._apply_batch(request, seen, doc, owner)
         seen.note(doc)
         envelope = validate_envelope(doc)
+        if envelope.event == HEARTBEAT:
+            return await self._heartbeat(seen, doc, owner, envelope.request_id)
         # The insert runs on the event loop, not in a worker thread: one process writes
         # one transaction at a time either way (SQLite's write lock), and the hop to a
         # thread and back was most of processing_ms with 8 concurrent clients (p50 1.6 ms
@@ -404,6 +416,15 @@ class _Receiver:
         )
         status = "accepted" if new else "duplicate"
         return JSON({"status": status, "requestId": envelope.request_id})
+
+    async def _heartbeat(
+        self, seen: _Seen, doc: dict[str, Any], owner: int, request_id: str
+    ) -> Response:
+        """A daemon's heartbeat: kept on its host's row, not stored as an event nor audited
+        (one every few seconds from every host would drown both)."""
+        if not hosts.heartbeat(self.store.engine, owner, doc, utc_now()):
+            raise Problem(422, "a Heartbeat names its host in source.host", field="source.host")
+        return JSON({"status": "accepted", "requestId": request_id})
 
     def _apply_batch(self, request: Request, seen: _Seen, docs: list[Any], owner: int) -> Response:
         """A JSON array of envelopes: each item is applied (or refused) on its own, in one
@@ -546,6 +567,7 @@ def create_app(
             Route("/audit", receiver.audit, methods=["GET"]),
             Route("/stats", receiver.stats, methods=["GET"]),
             Mount("/api", app=create_api(store, receiver._who)),
+            *Dashboard(store, token).routes(),
         ],
         lifespan=lifespan,
     )

@@ -34,6 +34,7 @@ from hookclient.term import quiet_on_closed_pipe
 if TYPE_CHECKING:
     import uvicorn
 
+    from receiver.alerts import Rules
     from receiver.store import Store
 
 __all__ = ["build_parser", "main"]
@@ -187,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="larger bodies get 413",
     )
     add("--port-file", type=Path, metavar="PATH", help="write the bound port here once listening")
+    add(
+        "--alerts",
+        type=Path,
+        metavar="FILE",
+        help="alert rules (TOML; see config/alerts.toml): checked while serving, shown on "
+        "the dashboard, POSTed to its notify_url",
+    )
     add("--log-level", choices=LOG_LEVELS, default="warning", help="uvicorn and receiver logs")
     add("--access-log", action="store_true", help="log every request (off by default)")
     return parser
@@ -375,6 +383,18 @@ def _tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules(path: Path | None) -> Rules | None:
+    """The alert rules, checked before the server starts: a bad file is one line, exit 2."""
+    if path is None:
+        return None
+    from receiver.alerts import RulesError, load
+
+    try:
+        return load(path)
+    except RulesError as exc:
+        raise _Fatal(str(exc), 2) from None
+
+
 def freeze_heap() -> None:
     """Move everything alive now (modules, the app, the store's engine) out of the cyclic
     garbage collector's sight, for good.
@@ -391,12 +411,14 @@ def freeze_heap() -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from receiver.alerts import Checker
     from receiver.app import create_app
     from receiver.database import safe, url_of
 
     token = _token(args)
     secret = _signing_secret(args)
     database = _database(args)
+    rules = _rules(args.alerts)
     try:
         with _opening(database):
             app = create_app(
@@ -427,8 +449,15 @@ def _serve(args: argparse.Namespace) -> int:
             print(
                 f"{PROG} listening on {_url(args.host, port)} (database {where})", file=sys.stderr
             )
+            checker = None if rules is None else Checker(store.engine, rules)
+            if checker is not None:
+                checker.start()
             freeze_heap()
-            server.run(sockets=[sock])
+            try:
+                server.run(sockets=[sock])
+            finally:
+                if checker is not None:
+                    checker.stop()
     finally:
         store.close()
         if wrote_port_file:

@@ -157,7 +157,22 @@ class Reader:
         if len(found) > limit:
             tail = page[-1]
             after = encode_cursor(tail.last_activity or "", tail.id)
-        return Page([_out(row, _SESSION_COLUMNS) for row in page], after)
+        return Page(
+            [{**_out(row, _SESSION_COLUMNS), "owner_id": row.owner_id} for row in page], after
+        )
+
+    def projects(self, owner_id: int | None, limit: int = 500) -> list[str]:
+        """The projects the owner's sessions ran in, by name."""
+        s = sessions.c
+        query = (
+            select(s.project)
+            .where(_owned(s.owner_id, owner_id), s.project.is_not(None))
+            .group_by(s.project)
+            .order_by(s.project)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [str(p) for p in conn.execute(query).scalars()]
 
     def session(self, session_id: str, owner_id: int | None) -> dict[str, Any] | None:
         """The session, or None when the owner has none by that id."""

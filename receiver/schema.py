@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -81,6 +82,7 @@ webhook_events = Table(
     Column("processing_ms", Float),
     Index("webhook_events_status", "status"),
     Index("webhook_events_request_id", "request_id"),
+    Index("webhook_events_received_at", "received_at"),
 )
 
 #: Signed requests seen, by (webhook-id, webhook-timestamp, signature digest): the same
@@ -221,4 +223,59 @@ session_tool_calls = Table(
     Column("owner_id", Integer, ForeignKey("users.id"), primary_key=True),
     Column("session_id", String(200), primary_key=True),
     Column("tool_use_id", String(200), primary_key=True),
+)
+
+# -- the dashboard (migration 0006) ---------------------------------------------------------
+
+#: Signed-in dashboard sessions: the SHA-256 of the cookie, never the cookie.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+)
+
+#: Each client host an owner's events came from: its last event, and the last heartbeat
+#: of its daemon (``[queue] heartbeat``) with the backlog it reported.
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("owner_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("host", String(200), primary_key=True),
+    Column("last_event", Text),
+    Column("last_event_at", String(32)),
+    Column("last_request_id", String(36)),
+    Column("heartbeat_at", String(32)),
+    Column("heartbeat_request_id", String(36)),
+    Column("pending", Integer),
+    Column("processing", Integer),
+    Column("failed", Integer),
+    Column("oldest_pending_age", Float),
+    Column("version", String(64)),
+)
+
+#: Alerts (``--alerts FILE``): one row each time a rule starts to hold for a subject (""
+#: for the store, ``<owner id>:<host>`` for a host), resolved when it stops.  At most one
+#: open per (rule, subject), by the partial unique index: the database, not a process,
+#: decides which receiver opens it.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rule", String(200), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id")),
+    Column("text", Text),
+    Column("opened_at", String(32), nullable=False),
+    Column("resolved_at", String(32)),
+)
+Index(
+    "alerts_open",
+    alerts.c.rule,
+    alerts.c.subject,
+    unique=True,
+    sqlite_where=text("resolved_at IS NULL"),
+    postgresql_where=text("resolved_at IS NULL"),
 )

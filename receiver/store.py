@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from receiver.conversations import Projections, after_event
 from receiver.database import connect, migrate
 from receiver.database import dialect_insert as _insert
+from receiver.hosts import saw_event
 from receiver.schema import events, signatures_seen, users, webhook_events
 
 __all__ = [
@@ -237,10 +238,12 @@ class Store:
         else:
             new = _insert_event(conn, item, owner_id, attempt, headers, received_at)
             if new:
+                doc = json.loads(item.envelope)
                 after_event(
                     conn, owner_id, item.request_id, item.event, item.session_id,
-                    json.loads(item.envelope), received_at, self.projections,
+                    doc, received_at, self.projections,
                 )  # fmt: skip
+                saw_event(conn, owner_id, doc, received_at)
             status = Status.SUCCESS if new else Status.DUPLICATE
             detail, http_status = None, 200
         _insert_audit(
@@ -376,6 +379,11 @@ class Store:
         self._last_used[user_id] = now
         with self.engine.begin() as conn:
             conn.execute(update(users).where(users.c.id == user_id).values(last_used_at=utc_now()))
+
+    def user_names(self) -> dict[int, str]:
+        """Every user's name by id."""
+        with self.engine.connect() as conn:
+            return {int(i): str(n) for i, n in conn.execute(select(users.c.id, users.c.name))}
 
     def owner_id(self, name: str) -> int | None:
         with self.engine.connect() as conn:

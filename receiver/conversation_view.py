@@ -1,0 +1,100 @@
+"""A session's messages and tool calls arranged for reading: each tool call shown where
+the assistant made it, with its input, output, error and duration; its result not again
+as a message of its own; a subagent's messages nested under the Task call that started
+them; thinking kept apart so the page can fold it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+HEADINGS = {
+    "prompt": "User",
+    "assistant": "Assistant",
+    "tool_result": "Tool result",
+    "summary": "Summary",
+    "compact_boundary": "Compacted",
+    "system": "System",
+    "raw": "Record",
+}
+
+
+def thread(messages: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The top-level messages as views; subagent work hangs under its call's view."""
+    by_id = {call["tool_use_id"]: _call_view(call) for call in calls}
+    nested: dict[str, list[dict[str, Any]]] = {}
+    top: list[dict[str, Any]] = []
+    for message in messages:
+        view = _message_view(message, by_id)
+        if not view["blocks"]:
+            continue  # only results of calls shown with the call
+        parent = message.get("parent_tool_use_id")
+        if parent and parent in by_id:
+            nested.setdefault(parent, []).append(view)
+        else:
+            top.append(view)
+    for tool_use_id, children in nested.items():
+        by_id[tool_use_id]["children"] = children
+    return top
+
+
+#: The input fields that say best what a call did, in the order looked for.
+_PREVIEW_KEYS = ("command", "file_path", "pattern", "url", "query", "description", "prompt")
+PREVIEW_CHARS = 100
+
+
+def _call_view(call: dict[str, Any]) -> dict[str, Any]:
+    shown = call.get("input")
+    text = shown if isinstance(shown, str) else json.dumps(shown, indent=2, ensure_ascii=False)
+    return {**call, "input_text": text, "preview": _preview(shown), "children": []}
+
+
+def _preview(shown: Any) -> str | None:
+    """One line of a call's input for its folded summary: the command, the file, ..."""
+    if not isinstance(shown, dict):
+        return None
+    for key in _PREVIEW_KEYS:
+        value = shown.get(key)
+        if isinstance(value, str) and value.strip():
+            line = " ".join(value.split())
+            return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+    return None
+
+
+def _message_view(message: dict[str, Any], calls: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    for block in message.get("content") or []:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            blocks.append({"kind": "text", "text": str(block.get("text", ""))})
+        elif kind == "thinking":
+            blocks.append({"kind": "thinking", "text": str(block.get("thinking", ""))})
+        elif kind == "tool_use" and block.get("id") in calls:
+            blocks.append({"kind": "tool", "call": calls[block["id"]]})
+        elif kind == "tool_use":
+            call = _call_view({"tool_use_id": block.get("id"), "name": block.get("name"),
+                               "input": block.get("input"), "status": "running",
+                               "duration_ms": None, "output": None, "error": None})  # fmt: skip
+            blocks.append({"kind": "tool", "call": call})
+        elif kind == "tool_result" and block.get("tool_use_id") in calls:
+            continue
+        elif kind == "tool_result":
+            blocks.append({"kind": "result", "tool_use_id": block.get("tool_use_id"),
+                           "text": _text(block.get("content"))})  # fmt: skip
+        else:
+            blocks.append({"kind": "raw", "text": json.dumps(block, indent=2, ensure_ascii=False)})
+    return {
+        **message,
+        "heading": HEADINGS.get(message["kind"], message["kind"]),
+        "blocks": blocks,
+    }
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content if isinstance(p, dict) and "text" in p]
+        if parts:
+            return "\n".join(str(p) for p in parts)
+    return json.dumps(content, indent=2, ensure_ascii=False)

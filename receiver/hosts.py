@@ -1,0 +1,70 @@
+"""Client hosts, as the store sees them: the last event each host's envelopes brought
+(written with the event, in its transaction), and the last heartbeat of its daemon with the
+backlog it reported (``Heartbeat`` envelopes, which are not stored as events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from receiver.database import dialect_insert
+from receiver.schema import hosts
+
+HEARTBEAT = "Heartbeat"
+_COUNTS = ("pending", "processing", "failed")
+
+
+def host_of(envelope: dict[str, Any]) -> str | None:
+    source = envelope.get("source")
+    host = source.get("host") if isinstance(source, dict) else None
+    return host[:200] if isinstance(host, str) and host else None
+
+
+def saw_event(conn: Connection, owner_id: int, envelope: dict[str, Any], received_at: str) -> None:
+    """Note an applied event against the host it came from."""
+    host = host_of(envelope)
+    if host is None:
+        return
+    changes = {
+        "last_event": str(envelope.get("event"))[:200],
+        "last_event_at": received_at,
+        "last_request_id": str(envelope.get("requestId"))[:36],
+    }
+    _upsert(conn, owner_id, host, changes)
+
+
+def heartbeat(engine: Engine, owner_id: int, envelope: dict[str, Any], received_at: str) -> bool:
+    """Keep a daemon's heartbeat; False when it names no host."""
+    host = host_of(envelope)
+    if host is None:
+        return False
+    found = envelope.get("payload")
+    payload: dict[str, Any] = found if isinstance(found, dict) else {}
+    changes: dict[str, Any] = {
+        "heartbeat_at": received_at,
+        "heartbeat_request_id": str(envelope.get("requestId"))[:36],
+        "oldest_pending_age": _number(payload.get("oldestPendingAge")),
+        "version": str(payload["version"])[:64] if payload.get("version") is not None else None,
+    }
+    for name in _COUNTS:
+        value = payload.get(name)
+        changes[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
+    with engine.begin() as conn:
+        _upsert(conn, owner_id, host, changes)
+    return True
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _upsert(conn: Connection, owner_id: int, host: str, changes: dict[str, Any]) -> None:
+    conn.execute(
+        dialect_insert(conn, hosts)
+        .values(owner_id=owner_id, host=host, **changes)
+        .on_conflict_do_update(index_elements=["owner_id", "host"], set_=changes)
+    )
