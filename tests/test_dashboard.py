@@ -18,8 +18,7 @@ from receiver.app import create_app
 from receiver.dashboard import COOKIE
 from receiver.store import Store
 from tests.conftest import TestClient
-from tests.test_api import rich_hooks
-from tests.test_conversations import AGENT, RICH, SUBAGENT, rows, transcript, wrap
+from tests.test_conversations import AGENT, RICH, SUBAGENT, rich_hooks, rows, transcript, wrap
 
 TOKEN = "dashboard-test-token"
 
