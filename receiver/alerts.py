@@ -153,8 +153,9 @@ def check(engine: Engine, rules: Rules, now: datetime) -> list[Change]:
                         index_elements=["rule", "subject"],
                         index_where=alerts.c.resolved_at.is_(None),
                     )
-                )  # fmt: skip
-                if opened.rowcount == 1:
+                    .returning(alerts.c.id)
+                ).first()  # fmt: skip
+                if opened is not None:  # RETURNING, not rowcount: psycopg's says nothing here
                     changes.append(Change(rule.name, subject, True, f"{rule.name}: {text}"))
             for subject in open_now - set(firing):
                 resolved = conn.execute(

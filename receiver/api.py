@@ -29,7 +29,7 @@ from receiver.queries import BadCursor, Reader
 from receiver.store import Store, User
 
 #: How often the stream looks for newly applied events (seconds).
-STREAM_POLL = 0.5
+STREAM_POLL = 0.25
 MAX_LIMIT = 1000
 
 

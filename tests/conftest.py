@@ -116,13 +116,22 @@ class Receiver:
 
 
 def start_receiver(
-    tmp_path: Path, *, token: str | None = TOKEN, name: str = "rx", database: str | None = None
+    tmp_path: Path,
+    *,
+    token: str | None = TOKEN,
+    name: str = "rx",
+    database: str | None = None,
+    port: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> Receiver:
-    """A receiver process on its own SQLite file, or on ``database`` (a URL) when given."""
+    """A receiver process on its own SQLite file, or on ``database`` (a URL) when given;
+    on a free port unless ``port`` is given (a restart on the one it had)."""
     port_file = tmp_path / f"{name}.port"
+    port_file.unlink(missing_ok=True)
     db = tmp_path / f"{name}.db"
     env = {**os.environ, "HOOKCLIENT_TOKEN": token or ""}
-    args = [str(BIN / "hookclient-receiver"), "--port", "0", "--port-file", str(port_file)]
+    args = [str(BIN / "hookclient-receiver"), "--port", str(port), "--port-file", str(port_file)]
+    args += list(extra)
     args += ["--database", database or f"sqlite:///{db}"] + ([] if token else ["--no-auth"])
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
