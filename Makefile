@@ -6,11 +6,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv compile test lint typecheck unit demo clean claude e2e bench chaos soak audit test-min
+.PHONY: help venv compile test lint typecheck unit demo screenshots clean claude e2e bench chaos soak audit test-min
 
 help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
 	@echo "make test   lint (ruff), type-check (mypy --strict) and run the test suite (pytest)"
+	@echo "make screenshots  the README's dashboard pictures, from a make demo store, in Chromium"
 	@echo "make e2e    end-to-end tests inside the real Claude Code CLI (installs it once: make claude)"
 	@echo "make bench  every benchmark next to its yardsticks (takes minutes)"
 	@echo "make chaos  the crash and chaos suite at 5x its make-test size (CHAOS_SCALE)"
@@ -91,6 +92,12 @@ bench: compile
 
 demo: compile
 	$(PY) scripts/demo.py
+
+# The README's dashboard pictures (docs/screenshots/), in Debian's Chromium, from the
+# store a `make demo` run leaves behind.
+screenshots: compile
+	$(PY) scripts/demo.py --keep logs/demo-store >/dev/null
+	$(PY) scripts/screenshots.py logs/demo-store
 
 clean:
 	rm -rf $(VENV) .venv-audit .venv-min .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -14,7 +14,7 @@ PAD_LEFT = 40
 PAD_BOTTOM = 18
 
 
-def bars(values: Sequence[int], *, label: str, first: str, last: str) -> Markup:
+def bars(values: Sequence[float], *, label: str, first: str, last: str) -> Markup:
     """``values`` left (oldest) to right as bars, scaled to the largest; ``first`` and
     ``last`` label the ends of the time axis.  The SVG's title and description carry
     the figures for screen readers."""
@@ -33,12 +33,12 @@ def bars(values: Sequence[int], *, label: str, first: str, last: str) -> Markup:
         y = 8 + inner_h - h
         shapes.append(
             f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{h:.1f}">'
-            f"<title>{value}</title></rect>"
+            f"<title>{value:g}</title></rect>"
         )
     total = sum(values)
-    summary = f"{label}: {total} in all, at most {top} in a minute"
+    summary = f"{label}: at most {top:g} in a minute"
     axis = (
-        f'<text class="axis" x="{PAD_LEFT - 4}" y="16" text-anchor="end">{top}</text>'
+        f'<text class="axis" x="{PAD_LEFT - 4}" y="16" text-anchor="end">{top:g}</text>'
         f'<text class="axis" x="{PAD_LEFT - 4}" y="{HEIGHT - PAD_BOTTOM}" '
         'text-anchor="end">0</text>'
         f'<text class="axis" x="{PAD_LEFT}" y="{HEIGHT - 4}">{escape(first)}</text>'
@@ -46,6 +46,6 @@ def bars(values: Sequence[int], *, label: str, first: str, last: str) -> Markup:
     )
     return Markup(  # noqa: S704 - every text in it is escaped above, the rest are numbers
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(summary)}" data-total="{total}">'
+        f'aria-label="{escape(summary)}" data-total="{total:g}">'
         f"<title>{escape(summary)}</title>{axis}{''.join(shapes)}</svg>"
     )

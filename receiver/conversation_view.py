@@ -24,8 +24,10 @@ def thread(messages: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[
     by_id = {call["tool_use_id"]: _call_view(call) for call in calls}
     nested: dict[str, list[dict[str, Any]]] = {}
     top: list[dict[str, Any]] = []
+    shown: list[str] = []
     for message in messages:
         view = _message_view(message, by_id)
+        shown += [b["call"]["tool_use_id"] for b in view["blocks"] if b["kind"] == "tool"]
         if not view["blocks"]:
             continue  # only results of calls shown with the call
         parent = message.get("parent_tool_use_id")
@@ -35,7 +37,30 @@ def thread(messages: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[
             top.append(view)
     for tool_use_id, children in nested.items():
         by_id[tool_use_id]["children"] = children
-    return top
+    return _with_loose_calls(top, [by_id[c["tool_use_id"]] for c in calls], set(shown))
+
+
+def _with_loose_calls(
+    top: list[dict[str, Any]], calls: list[dict[str, Any]], shown: set[str]
+) -> list[dict[str, Any]]:
+    """The calls no message shows (a session known from its hooks alone: no transcript
+    tool_use block), each put before the first message that came after it started."""
+    out = list(top)
+    for call in calls:
+        if call["tool_use_id"] in shown or call.get("agent_id"):
+            continue
+        view = {
+            "kind": "tool_call", "heading": "Tool call", "position": None,
+            "timestamp": call.get("started_at"), "model": None, "usage": None,
+            "request_id": None, "blocks": [{"kind": "tool", "call": call}],
+        }  # fmt: skip
+        at = next(
+            (i for i, m in enumerate(out)
+             if view["timestamp"] and m.get("timestamp") and m["timestamp"] > view["timestamp"]),
+            len(out),
+        )  # fmt: skip
+        out.insert(at, view)
+    return out
 
 
 #: The input fields that say best what a call did, in the order looked for.

@@ -274,13 +274,18 @@ class Dashboard:
         if request_id is None and request.query_params.get("requestId"):
             wanted = request.query_params["requestId"].strip()
             return RedirectResponse(f"/trace/{quote(wanted, safe='')}", 303)
-        found = None
+        found, refused = None, []
         if request_id:
             found = await run_in_threadpool(self.reader.trace, request_id, self._scope(user))
+            if found is None:
+                refused = await run_in_threadpool(
+                    self.reader.refused, request_id, self._scope(user)
+                )
         envelope = json.dumps(found["envelope"], indent=2) if found else ""
+        status = 404 if request_id and not (found or refused) else 200
         return self.render(
-            request, "trace.html", 404 if request_id and not found else 200, user=user,
-            title="Trace", request_id=request_id, t=found, envelope_text=envelope,
+            request, "trace.html", status, user=user, title="Trace", request_id=request_id,
+            t=found, refused=refused, envelope_text=envelope,
         )  # fmt: skip
 
 

@@ -314,6 +314,16 @@ class Reader:
             "messages": [dict(row._mapping) for row in shown],
         }
 
+    def refused(self, request_id: str, owner_id: int | None) -> list[dict[str, Any]]:
+        """The audit rows of a requestId that no envelope was stored for (each request
+        refused); an admin sees those whose token was unknown too."""
+        w = webhook_events.c
+        query = select(webhook_events).where(w.request_id == request_id)
+        if owner_id is not None:
+            query = query.where(w.owner_id == owner_id)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query.order_by(w.id).limit(100))]
+
     def produced_by(self, request_id: str, owner_id: int | None) -> list[dict[str, Any]]:
         """The messages an envelope brought (the stream sends them after the event)."""
         m = messages.c

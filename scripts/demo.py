@@ -17,11 +17,13 @@
 8. The receiver's row count is compared with the number of events sent.
 
 Logs go to ./logs/ (kept, for grepping); spool, database and config live in a temporary
-directory that is removed at the end, and every process started here is stopped.
+directory that is removed at the end (``--keep DIR`` keeps them there), and every process
+started here is stopped.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -290,17 +292,31 @@ def grep(request_id: str) -> list[str]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="work in DIR (emptied first) and keep it: its receiver.db is the demo's store "
+        "(make screenshots reads it)",
+    )
+    args = parser.parse_args()
     LOGS.mkdir(exist_ok=True)
     for old in LOGS.glob("*.log*"):
         old.unlink()
-    work = Path(tempfile.mkdtemp(prefix="hookclient-demo-"))
+    if args.keep is not None:
+        args.keep = args.keep.resolve()  # the hooks run in the project, not here
+        shutil.rmtree(args.keep, ignore_errors=True)
+        args.keep.mkdir(parents=True, mode=0o700)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="hookclient-demo-"))
     demo = Demo(work)
     try:
         return run(demo)
     finally:
         demo.stop_daemon()
         demo.stop_receiver()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(demo: Demo) -> int:

@@ -272,3 +272,27 @@ def test_the_session_list_searches_titles_and_message_text(db: str, q: str) -> N
         project = client.get("/sessions?project=nowhere").text
     assert f"/sessions/{RICH.stem}#m" in page  # a message hit, linked to its place
     assert "No sessions match." in project
+
+
+def test_a_refused_requests_trace_shows_its_audit_rows(db: str) -> None:
+    doc = transcript(RICH)[0]
+    with dashboard(db) as client:
+        wrong = {"Authorization": "Bearer wrong", "X-Request-Id": doc["requestId"]}
+        client.post("/hooks", content=json.dumps(doc), headers=wrong)  # as queued sends it
+        sign_in(client)
+        page = client.get(f"/trace/{doc['requestId']}")
+    assert page.status_code == 200
+    assert "every request that named it was refused" in page.text
+    assert "<td>UNAUTHORIZED</td><td>401</td>" in page.text
+
+
+def test_a_hook_only_sessions_tool_calls_show_in_its_conversation(db: str) -> None:
+    with dashboard(db) as client:
+        post(client, rich_hooks())  # no transcript: no message carries a tool_use block
+        sign_in(client)
+        page = client.get(f"/sessions/{RICH.stem}").text
+    calls = re.findall(r'<details class="tool (\w+)" id="t-(toolu_\w+)"', page)
+    assert calls == [("ok", "toolu_a00000253669077")]
+    # after the prompt, before the reply: where its start time puts it
+    call = page.index('id="t-toolu_a00000253669077"')
+    assert page.index("MULTI please FAKEPROMPT") < call < page.index("FAKE-DONE")
