@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine, func, select, update
 
 from receiver.database import dialect_insert
-from receiver.overview import FAILED, stamp
+from receiver.overview import FAILED, percentiles, stamp
 from receiver.schema import alerts, hosts, webhook_events
 
 logger = logging.getLogger("receiver.alerts")
@@ -190,16 +190,10 @@ def _firing(engine: Engine, rule: Rule, now: datetime) -> dict[str, tuple[str, i
                 return {STORE: (text, None)}
             return {}
         if rule.kind == "p95_ms":
-            times = list(
-                conn.execute(
-                    select(audit.processing_ms)
-                    .where(audit.received_at >= since, audit.processing_ms.is_not(None))
-                    .order_by(audit.processing_ms)
-                ).scalars()
-            )
-            if not times:
+            found = percentiles(conn, [audit.received_at >= since], (95,))
+            if not found:
                 return {}
-            p95 = times[max(0, -(-95 * len(times) // 100) - 1)]
+            p95 = found[95]
             if p95 > rule.above:
                 return {
                     STORE: (

@@ -144,6 +144,7 @@ class Demo:
             "breaker_failures = 1\n"
             "breaker_cooldown = 2\n"
             "idle_exit = 60\n"
+            "heartbeat = 5\n"  # the backlog, for the store's dashboard
             "[logs]\n"
             f'dir = "{LOGS}"\n'
         )

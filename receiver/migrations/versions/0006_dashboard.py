@@ -1,5 +1,5 @@
 """The dashboard's tables: sign-in sessions, client hosts (last event, daemon heartbeat)
-and alerts; and an index for the overview's last-day figures.
+and alerts; and the indexes the overview's last-day figures are read from.
 
 Revision ID: 0006
 Revises: 0005
@@ -58,7 +58,12 @@ def upgrade() -> None:
         sqlite_where=sa.text("resolved_at IS NULL"),
         postgresql_where=sa.text("resolved_at IS NULL"),
     )
-    op.create_index("webhook_events_received_at", "webhook_events", ["received_at"])
+    op.create_index(
+        "webhook_events_window",
+        "webhook_events",
+        ["received_at", "event", "status", "processing_ms"],
+    )
+    op.create_index("webhook_events_ms", "webhook_events", ["processing_ms", "received_at"])
 
 
 def downgrade() -> None:
