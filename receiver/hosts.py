@@ -4,6 +4,9 @@ backlog it reported (``Heartbeat`` envelopes, which are not stored as events).""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -22,11 +25,31 @@ def host_of(envelope: dict[str, Any]) -> str | None:
     return host[:200] if isinstance(host, str) and host else None
 
 
-def saw_event(conn: Connection, owner_id: int, envelope: dict[str, Any], received_at: str) -> None:
+class Throttle:
+    """Which hosts' rows to write now: each at most once per ``every`` seconds per
+    process, so a busy host costs its events one upsert a second, not one each (the row
+    lags its host's last event by at most that much)."""
+
+    def __init__(self, every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._written: dict[tuple[int, str], float] = {}
+
+    def due(self, owner_id: int, host: str) -> bool:
+        now = self.clock()
+        key = (owner_id, host)
+        if now - self._written.get(key, -math.inf) < self.every:
+            return False
+        if len(self._written) >= 10_000:  # a store with that many hosts: forget the oldest
+            self._written.pop(next(iter(self._written)))
+        self._written[key] = now
+        return True
+
+
+def saw_event(
+    conn: Connection, owner_id: int, host: str, envelope: dict[str, Any], received_at: str
+) -> None:
     """Note an applied event against the host it came from."""
-    host = host_of(envelope)
-    if host is None:
-        return
     changes = {
         "last_event": str(envelope.get("event"))[:200],
         "last_event_at": received_at,

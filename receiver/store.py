@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from receiver.conversations import Projections, after_event
 from receiver.database import connect, migrate
 from receiver.database import dialect_insert as _insert
-from receiver.hosts import saw_event
+from receiver.hosts import Throttle, host_of, saw_event
 from receiver.schema import events, signatures_seen, users, webhook_events
 
 __all__ = [
@@ -150,6 +150,8 @@ class Store:
             raise
         self._last_used: dict[int, float] = {}
         self.projections = Projections()
+        #: which client hosts' rows (last event) to write with this event
+        self.hosts = Throttle()
 
     @property
     def path(self) -> Path | None:
@@ -243,7 +245,9 @@ class Store:
                     conn, owner_id, item.request_id, item.event, item.session_id,
                     doc, received_at, self.projections,
                 )  # fmt: skip
-                saw_event(conn, owner_id, doc, received_at)
+                host = host_of(doc)
+                if host is not None and self.hosts.due(owner_id, host):
+                    saw_event(conn, owner_id, host, doc, received_at)
             status = Status.SUCCESS if new else Status.DUPLICATE
             detail, http_status = None, 200
         _insert_audit(

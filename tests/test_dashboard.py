@@ -296,3 +296,17 @@ def test_a_hook_only_sessions_tool_calls_show_in_its_conversation(db: str) -> No
     # after the prompt, before the reply: where its start time puts it
     call = page.index('id="t-toolu_a00000253669077"')
     assert page.index("MULTI please FAKEPROMPT") < call < page.index("FAKE-DONE")
+
+
+def test_a_busy_hosts_row_is_written_at_most_once_a_second() -> None:
+    from receiver.hosts import Throttle
+
+    now = [100.0]
+    throttle = Throttle(every=1.0, clock=lambda: now[0])
+    assert (
+        throttle.due(1, "laptop-1") and throttle.due(1, "laptop-2") and throttle.due(2, "laptop-1")
+    )
+    now[0] += 0.9
+    assert not throttle.due(1, "laptop-1")
+    now[0] += 0.2
+    assert throttle.due(1, "laptop-1")
