@@ -164,6 +164,7 @@ class Daemon:
             monotonic=self.clock.monotonic,
             now=self.clock.now,
             timeout=self.config.endpoint.timeout,
+            wake=self.wake.set,
         )
 
     def _follower(self) -> Follower:

@@ -10,6 +10,7 @@ holds up the daemon's loop, and at most one is in flight.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,7 @@ class Heartbeat:
         monotonic: Callable[[], float],
         now: Callable[[], float],
         timeout: float,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.every = every
         self.spool = spool
@@ -65,6 +67,7 @@ class Heartbeat:
         self.monotonic = monotonic
         self.now = now
         self.timeout = timeout
+        self.wake = wake
         self.next_at = monotonic()  # the first one at start
         self._out = False
 
@@ -78,7 +81,9 @@ class Heartbeat:
         return True
 
     def next_due(self) -> float:
-        return self.next_at
+        """When the loop should wake for the next one: never while one is out (its end
+        wakes the loop), so a hung endpoint cannot make the loop spin."""
+        return math.inf if self._out else self.next_at
 
     def beat(self) -> None:
         """Send the claimed heartbeat (on a worker); a failure is a log line, no more."""
@@ -92,5 +97,8 @@ class Heartbeat:
                 self.log.debug("heartbeat sent", **fields, **envelope["payload"])
             else:
                 self.log.info("heartbeat not delivered", **fields, detail=outcome.detail)
+        except OSError as exc:  # the spool unreadable; on a worker, nothing else would see it
+            self.log.error("heartbeat failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             self._out = False
+            self.wake()

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.engine import Connection
 
 from receiver.database import dialect_insert
 from receiver.overview import FAILED, percentiles, stamp
@@ -33,6 +34,7 @@ logger = logging.getLogger("receiver.alerts")
 KINDS = ("error_rate", "p95_ms", "host_failed", "host_silent")
 DEFAULT_EVERY = 30.0
 STORE = ""  # the subject of a store-wide alert
+NAME_CHARS = 200  # alerts.rule
 
 
 class RulesError(ValueError):
@@ -117,6 +119,8 @@ def _rule(path: Path, n: int, item: Any) -> Rule:
     name, kind = item.get("name"), item.get("kind")
     if not isinstance(name, str) or not name.strip():
         raise RulesError(f'{where}: needs a name (name = "...")')
+    if len(name) > NAME_CHARS:
+        raise RulesError(f"{where}: name is longer than {NAME_CHARS} characters")
     if kind not in KINDS:
         raise RulesError(f"{where} ({name!r}): kind must be one of {', '.join(KINDS)}")
     for key in ("above", "window", "after", "min_requests"):
@@ -131,17 +135,11 @@ def _rule(path: Path, n: int, item: Any) -> Rule:
 def check(engine: Engine, rules: Rules, now: datetime) -> list[Change]:
     """Open the alerts whose rule holds now and resolve those whose rule stopped; the
     changes this call made (another process's are its own to report)."""
-    changes: list[Change] = []
+    changes = _retired(engine, rules, now)
     for rule in rules.rules:
         firing = _firing(engine, rule, now)
         with engine.begin() as conn:
-            open_now = set(
-                conn.execute(
-                    select(alerts.c.subject).where(
-                        alerts.c.rule == rule.name, alerts.c.resolved_at.is_(None)
-                    )
-                ).scalars()
-            )
+            open_now = _open_subjects(conn, rule.name)
             for subject, (text, owner_id) in firing.items():
                 if subject in open_now:
                     continue
@@ -168,6 +166,29 @@ def check(engine: Engine, rules: Rules, now: datetime) -> list[Change]:
                     what = rule.name if subject == STORE else f"{rule.name} ({subject})"
                     changes.append(Change(rule.name, subject, False, f"resolved: {what}"))
     return changes
+
+
+def _open_subjects(conn: Connection, rule: str) -> set[str]:
+    """The subjects the rule has an open alert for, as this transaction sees them (another
+    process may open one after this read: the insert's conflict settles that)."""
+    query = select(alerts.c.subject).where(alerts.c.rule == rule, alerts.c.resolved_at.is_(None))
+    return set(conn.execute(query).scalars())
+
+
+def _retired(engine: Engine, rules: Rules, now: datetime) -> list[Change]:
+    """Resolve the open alerts of rules no longer in the file (removed or renamed)."""
+    names = [rule.name for rule in rules.rules]
+    with engine.begin() as conn:
+        gone = conn.execute(
+            update(alerts)
+            .where(alerts.c.resolved_at.is_(None), alerts.c.rule.not_in(names))
+            .values(resolved_at=stamp(now))
+            .returning(alerts.c.rule, alerts.c.subject)
+        ).all()
+    return [
+        Change(rule, subject, False, f"resolved: {rule} (no longer a rule)")
+        for rule, subject in gone
+    ]
 
 
 def _firing(engine: Engine, rule: Rule, now: datetime) -> dict[str, tuple[str, int | None]]:
@@ -222,6 +243,13 @@ def _firing(engine: Engine, rule: Rule, now: datetime) -> dict[str, tuple[str, i
     return firing
 
 
+def chat_text(text: str) -> str:
+    """Text as chat webhooks take it literally: Slack reads ``<...>`` as links and
+    mentions (``<!channel>``) and ``&`` as an entity, so those three are escaped (a host
+    name is whatever a client sent)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def notify(url: str | None, change: Change, post: Callable[..., Any] | None = None) -> None:
     """POST the change to ``notify_url`` once; a failure is logged (without the URL, whose
     path is often the webhook's secret), never raised."""
@@ -232,7 +260,7 @@ def notify(url: str | None, change: Change, post: Callable[..., Any] | None = No
 
     send = post or httpx.post
     try:
-        answer = send(url, json={"text": change.text}, timeout=5.0)
+        answer = send(url, json={"text": chat_text(change.text)}, timeout=5.0)
         answer.raise_for_status()
     except httpx.HTTPError as exc:
         host = urlsplit(url).hostname

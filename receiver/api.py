@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -30,6 +31,8 @@ from receiver.store import Store, User
 
 #: How often the stream looks for newly applied events (seconds).
 STREAM_POLL = 0.25
+#: How often a stream asks again whether its caller may still read (seconds).
+STREAM_RECHECK = 5.0
 MAX_LIMIT = 1000
 
 
@@ -173,13 +176,15 @@ Caller = Annotated[User, Depends(_caller)]
 
 def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
     """The API app; ``who`` resolves a request's user (or raises the receiver's 401)."""
-    reader = Reader(store.engine)
+    reader = Reader(store.reads)
     api = FastAPI(
         title="hookclient store",
         summary="Claude Code sessions: conversations, tool calls, search, trace, live stream.",
         version="1",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # FastAPI's /docs page loads Swagger UI from a CDN: nothing the store serves may
+        # load from the internet, and the page would run with the dashboard's cookie
+        docs_url=None,
         redoc_url=None,
         responses=ERRORS,
     )
@@ -303,19 +308,34 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         (``event``, with the event's store id as the SSE id), the messages it brought
         (``message``), then its session's summary (``session``).  ``Last-Event-ID``
         resumes after that id."""
-        return EventSourceResponse(_events(request, reader, scope(user, owner)))
+
+        def still() -> bool:  # the caller's sign-in or token is still good
+            try:
+                _caller(request)
+            except ApiError:
+                return False
+            return True
+
+        return EventSourceResponse(_events(request, reader, scope(user, owner), still))
 
     return api
 
 
 async def _events(
-    request: Request, reader: Reader, owner_id: int | None
+    request: Request, reader: Reader, owner_id: int | None, still: Callable[[], bool]
 ) -> AsyncIterator[dict[str, str]]:
     """From now on; or, for a client that reconnects with ``Last-Event-ID`` (the SSE way
-    to resume), from just after the last event it saw."""
+    to resume), from just after the last event it saw.  Every ``STREAM_RECHECK`` seconds
+    the caller is asked again (``still``): a stream ends when its sign-in ends, or its
+    token is revoked, not when the browser tab is closed."""
     resume = request.headers.get("last-event-id", "")
     last = int(resume) if resume.isdigit() else await asyncio.to_thread(reader.last_event_id)
+    checked = time.monotonic()
     while not await request.is_disconnected():
+        if time.monotonic() - checked >= STREAM_RECHECK:
+            if not await asyncio.to_thread(still):
+                return
+            checked = time.monotonic()
         for row in await asyncio.to_thread(reader.events_after, last, owner_id):
             last = row.id
             data = {

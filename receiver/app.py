@@ -36,7 +36,16 @@ from receiver.signatures import SignatureError as SignatureError
 from receiver.signatures import sign as sign
 from receiver.signatures import signing_key as signing_key
 from receiver.signatures import verify_signature as verify_signature
-from receiver.store import ADMIN_ID, Arrival, Rejected, Status, Store, User, utc_now
+from receiver.store import (
+    ADMIN_ID,
+    Arrival,
+    Rejected,
+    Status,
+    Store,
+    User,
+    token_digest,
+    utc_now,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -305,6 +314,8 @@ class _Receiver:
     ) -> None:
         self.store = store
         self.token = None if token is None else token.encode("utf-8")
+        #: what a dashboard sign-in made with the admin token holds of it
+        self.digest = None if token is None else token_digest(token)
         self.max_body_bytes = max_body_bytes
         self.key = key
         self.admin = store.user(ADMIN_ID)
@@ -319,7 +330,7 @@ class _Receiver:
             return self.admin
         if request.method == "GET" and "authorization" not in request.headers:
             cookie = request.cookies.get(COOKIE)
-            user = web_sessions.user_of(self.store.engine, cookie) if cookie else None
+            user = web_sessions.user_of(self.store.reads, cookie, self.digest) if cookie else None
             if user is not None:  # a dashboard page's reads (the live stream)
                 return user
         presented = _bearer(request)
@@ -435,6 +446,8 @@ class _Receiver:
         for doc in docs:
             try:
                 envelope = validate_envelope(doc)
+                if envelope.event == HEARTBEAT:
+                    raise Problem(422, "a Heartbeat is POSTed alone, not in a batch")
             except Problem as problem:
                 claimed = _Seen(started=seen.started)
                 claimed.note(doc)

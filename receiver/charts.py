@@ -14,10 +14,10 @@ PAD_LEFT = 40
 PAD_BOTTOM = 18
 
 
-def bars(values: Sequence[float], *, label: str, first: str, last: str) -> Markup:
+def bars(values: Sequence[float], *, label: str, first: str, last: str, unit: str) -> Markup:
     """``values`` left (oldest) to right as bars, scaled to the largest; ``first`` and
-    ``last`` label the ends of the time axis.  The SVG's title and description carry
-    the figures for screen readers."""
+    ``last`` label the ends of the time axis, ``unit`` what one bar counts.  The SVG's
+    title and description carry the figures for screen readers."""
     top = max(values, default=0)
     scale = top or 1
     inner_w = WIDTH - PAD_LEFT
@@ -36,7 +36,7 @@ def bars(values: Sequence[float], *, label: str, first: str, last: str) -> Marku
             f"<title>{value:g}</title></rect>"
         )
     total = sum(values)
-    summary = f"{label}: at most {top:g} in a minute"
+    summary = f"{label}: at most {top:g} {unit}"
     axis = (
         f'<text class="axis" x="{PAD_LEFT - 4}" y="16" text-anchor="end">{top:g}</text>'
         f'<text class="axis" x="{PAD_LEFT - 4}" y="{HEIGHT - PAD_BOTTOM}" '

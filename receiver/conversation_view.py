@@ -66,12 +66,21 @@ def _with_loose_calls(
 #: The input fields that say best what a call did, in the order looked for.
 _PREVIEW_KEYS = ("command", "file_path", "pattern", "url", "query", "description", "prompt")
 PREVIEW_CHARS = 100
+#: The most of one tool input, output, error or result a page shows.
+SHOWN_CHARS = 20_000
 
 
 def _call_view(call: dict[str, Any]) -> dict[str, Any]:
     shown = call.get("input")
     text = shown if isinstance(shown, str) else json.dumps(shown, indent=2, ensure_ascii=False)
-    return {**call, "input_text": text, "preview": _preview(shown), "children": []}
+    return {
+        **call,
+        "input_text": _clip(text),
+        "output": _clip(call.get("output")),
+        "error": _clip(call.get("error")),
+        "preview": _preview(shown),
+        "children": [],
+    }
 
 
 def _preview(shown: Any) -> str | None:
@@ -90,6 +99,9 @@ def _message_view(message: dict[str, Any], calls: dict[str, dict[str, Any]]) -> 
     blocks: list[dict[str, Any]] = []
     for block in message.get("content") or []:
         kind = block.get("type") if isinstance(block, dict) else None
+        if kind in ("tool_use", "tool_result"):  # ids that are not strings: shown raw
+            key = block.get("id" if kind == "tool_use" else "tool_use_id")
+            kind = kind if isinstance(key, str) else None
         if kind == "text":
             blocks.append({"kind": "text", "text": str(block.get("text", ""))})
         elif kind == "thinking":
@@ -105,14 +117,26 @@ def _message_view(message: dict[str, Any], calls: dict[str, dict[str, Any]]) -> 
             continue
         elif kind == "tool_result":
             blocks.append({"kind": "result", "tool_use_id": block.get("tool_use_id"),
-                           "text": _text(block.get("content"))})  # fmt: skip
+                           "text": _clip(_text(block.get("content")))})  # fmt: skip
         else:
-            blocks.append({"kind": "raw", "text": json.dumps(block, indent=2, ensure_ascii=False)})
+            blocks.append(
+                {"kind": "raw", "text": _clip(json.dumps(block, indent=2, ensure_ascii=False))}
+            )
     return {
         **message,
         "heading": HEADINGS.get(message["kind"], message["kind"]),
         "blocks": blocks,
     }
+
+
+def _clip(text: Any) -> Any:
+    """A tool's input, output or error as the page shows it: at most ``SHOWN_CHARS``
+    (a page re-rendered live should not carry megabytes); the whole text is in
+    ``/api/sessions/{id}/tools`` and the exports."""
+    if not isinstance(text, str) or len(text) <= SHOWN_CHARS:
+        return text
+    more = len(text) - SHOWN_CHARS
+    return f"{text[:SHOWN_CHARS]}\n… {more:,} more characters (the whole text: the session's API)"
 
 
 def _text(content: Any) -> str:

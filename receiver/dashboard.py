@@ -30,7 +30,7 @@ from receiver import charts, web_sessions
 from receiver.conversation_view import thread
 from receiver.overview import overview
 from receiver.queries import BadCursor, Reader
-from receiver.store import ADMIN_ID, Store, User
+from receiver.store import ADMIN_ID, Store, User, token_digest
 
 COOKIE = "hookclient_session"
 #: The largest sign-in form read (bytes): a token and where to go next.
@@ -66,8 +66,9 @@ class Dashboard:
 
     def __init__(self, store: Store, admin_token: str | None) -> None:
         self.store = store
-        self.reader = Reader(store.engine)
+        self.reader = Reader(store.reads)
         self.admin_token = admin_token
+        self.admin_digest = None if admin_token is None else token_digest(admin_token)
         self.admin = store.user(ADMIN_ID)
         version = _asset_version()
         self.env = Environment(
@@ -79,12 +80,13 @@ class Dashboard:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self._signed(self.overview_page), methods=["GET"]),
-            Route("/overview/panels", self._signed(self.overview_panels), methods=["GET"]),
+            Route("/overview/panels", self._signed(self.overview_panels, part=True)),
+            Route("/signed-in", self.signed_in, methods=["GET"]),
             Route("/login", self.login_page, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/sessions", self._signed(self.sessions_page), methods=["GET"]),
-            Route("/sessions/{session_id:path}/body", self._signed(self.body), methods=["GET"]),
+            Route("/sessions/{session_id:path}/body", self._signed(self.body, part=True)),
             Route("/sessions/{session_id:path}", self._signed(self.conversation), methods=["GET"]),
             Route("/trace", self._signed(self.trace_page), methods=["GET"]),
             Route("/trace/{request_id}", self._signed(self.trace_page), methods=["GET"]),
@@ -98,17 +100,32 @@ class Dashboard:
         if self.admin_token is None:
             return self.admin
         cookie = request.cookies.get(COOKIE)
-        return web_sessions.user_of(self.store.engine, cookie) if cookie else None
+        if not cookie:
+            return None
+        return web_sessions.user_of(self.store.reads, cookie, self.admin_digest)
 
-    def _signed(self, handler: Callable[[Request, User], Awaitable[Response]]) -> Handler:
+    def _signed(
+        self, handler: Callable[[Request, User], Awaitable[Response]], *, part: bool = False
+    ) -> Handler:
+        """The handler, for a signed-in user; otherwise the way to sign in (a page) or a
+        401 (``part``: a piece a page fetches, which must not become the login form)."""
+
         async def page(request: Request) -> Response:
             user = await run_in_threadpool(self.web_user, request)
+            if user is None and part:
+                return Response("sign in again", 401, headers=SECURITY_HEADERS)
             if user is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", 303)
             return await handler(request, user)
 
         return page
+
+    async def signed_in(self, request: Request) -> Response:
+        """204 while the request's sign-in lasts, 401 after: how a page whose stream
+        broke tells "the store is down" from "sign in again"."""
+        user = await run_in_threadpool(self.web_user, request)
+        return Response(status_code=204 if user else 401, headers=SECURITY_HEADERS)
 
     def _scope(self, user: User) -> int | None:
         return None if user.admin else user.id
@@ -157,7 +174,7 @@ class Dashboard:
                 "'hookclient-receiver token list', or use the store's admin token.",
             )  # fmt: skip
         cookie = await run_in_threadpool(
-            web_sessions.open_session, self.store.engine, user.id, SESSION_SECONDS
+            web_sessions.open_session, self.store.engine, user.id, token, SESSION_SECONDS
         )
         response = RedirectResponse(target, 303)
         response.set_cookie(
@@ -188,10 +205,11 @@ class Dashboard:
     # -- pages ------------------------------------------------------------------------
 
     def _overview(self, user: User) -> dict[str, Any]:
-        o = overview(self.store.engine, self._scope(user), datetime.now(UTC))
-        hour = charts.bars(o.hour, label="events per minute, last hour",
+        o = overview(self.store.reads, self._scope(user), datetime.now(UTC))
+        hour = charts.bars(o.hour, label="events per minute, last hour", unit="in a minute",
                            first=o.hour_span[0], last=o.hour_span[1])  # fmt: skip
         day = charts.bars(o.day, label="events per minute, last day",
+                          unit="a minute over 10 minutes",
                           first=o.day_span[0], last=o.day_span[1])  # fmt: skip
         view = {**o.__dict__, "hour_chart": hour, "day_chart": day}
         return {"o": view}
@@ -239,7 +257,12 @@ class Dashboard:
         wanted = self._scope(user)
         if owner is not None and user.admin:
             wanted = self.store.owner_id(owner)
-        found = self.reader.owner_of(session_id, wanted)
+            if wanted is None:
+                return 404, f"No user {owner}."
+        # an admin without ?owner= sees their own session by that id first, else anyone's
+        found = self.reader.owner_of(
+            session_id, user.id if user.admin and owner is None else wanted
+        )
         if found is None:
             return 404, f"No session {session_id}."
         if wanted is not None and found != wanted:
@@ -297,7 +320,10 @@ async def _form(request: Request) -> dict[str, str]:
         body += chunk
         if len(body) > FORM_LIMIT:
             return {}
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:  # more fields than a sign-in form has
+        return {}
     return {name: values[0] for name, values in fields.items()}
 
 
@@ -314,5 +340,8 @@ def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host
+    named = origin.split("://", 1)[-1]
+    # behind a reverse proxy the Host header is the store's own address; the proxy
+    # passes the one the browser used (a form on another site cannot set this header)
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
+    return named in hosts - {""}

@@ -47,8 +47,12 @@ def url_of(database: str | os.PathLike[str]) -> str:
     return text
 
 
-def connect(database: str | os.PathLike[str]) -> Engine:
-    """An engine for ``database`` (not yet migrated: see :func:`migrate`)."""
+def connect(database: str | os.PathLike[str], *, reads: bool = False) -> Engine:
+    """An engine for ``database`` (not yet migrated: see :func:`migrate`).
+
+    ``reads``: for queries that write nothing.  On SQLite its transactions begin
+    DEFERRED, so a reader (the API, a dashboard page) never holds the write lock that
+    the writers' ``BEGIN IMMEDIATE`` takes; WAL lets it read while they write."""
     url = url_of(database)
     try:
         parsed = make_url(url)
@@ -57,7 +61,7 @@ def connect(database: str | os.PathLike[str]) -> Engine:
             f"not a database URL: {safe(url)} (sqlite:///PATH or postgresql://...)"
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite(parsed.database or "")
+        return _sqlite(parsed.database or "", reads=reads)
     if parsed.get_backend_name() == "postgresql":
         try:
             import psycopg  # noqa: F401
@@ -144,7 +148,7 @@ def safe(url: str) -> str:
     return url.split("@", 1)[-1] if "@" in url else url
 
 
-def _sqlite(path: str) -> Engine:
+def _sqlite(path: str, *, reads: bool = False) -> Engine:
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         _make_private(Path(path))
@@ -163,7 +167,7 @@ def _sqlite(path: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if reads else "BEGIN IMMEDIATE")
 
     return engine
 

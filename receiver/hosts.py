@@ -20,9 +20,14 @@ _COUNTS = ("pending", "processing", "failed")
 
 
 def host_of(envelope: dict[str, Any]) -> str | None:
+    """The envelope's ``source.host``: printable characters only (it reaches pages, logs
+    and chat notifications), at most 200."""
     source = envelope.get("source")
     host = source.get("host") if isinstance(source, dict) else None
-    return host[:200] if isinstance(host, str) and host else None
+    if not isinstance(host, str):
+        return None
+    shown = "".join(c if c.isprintable() else "?" for c in host[:200]).strip()
+    return shown or None
 
 
 class Throttle:

@@ -264,7 +264,11 @@ def _under_their_task(
     placed: set[str] = set()
     for message in main:
         out.append(message)
-        calls = {b.get("id") for b in message["content"] if b.get("type") == "tool_use"}
+        calls = {
+            b["id"]
+            for b in message["content"]
+            if b.get("type") == "tool_use" and isinstance(b.get("id"), str)
+        }
         for agent_id, group in agents.items():
             if agent_id not in placed and spawned_by.get(agent_id) in calls:
                 out.extend(group)

@@ -230,12 +230,14 @@ session_tool_calls = Table(
 
 # -- the dashboard (migration 0006) ---------------------------------------------------------
 
-#: Signed-in dashboard sessions: the SHA-256 of the cookie, never the cookie.
+#: Signed-in dashboard sessions: the SHA-256 of the cookie, never the cookie; and that of
+#: the token signed in with, so a sign-in ends when its token is revoked or replaced.
 web_sessions = Table(
     "web_sessions",
     metadata,
     Column("id_sha256", String(64), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_sha256", String(64), nullable=False),
     Column("created_at", String(32), nullable=False),
     Column("expires_at", String(32), nullable=False),
 )

@@ -148,6 +148,12 @@ class Store:
         except BaseException:
             self.engine.dispose()
             raise
+        #: for what writes nothing (the API, the dashboard): on a SQLite file, an engine
+        #: whose transactions never take the write lock; elsewhere the same engine
+        self.reads = self.engine
+        memory = self.engine.url.database in (None, "", ":memory:")
+        if self.engine.dialect.name == "sqlite" and not memory and not isinstance(database, Engine):
+            self.reads = connect(database, reads=True)
         self._last_used: dict[int, float] = {}
         self.projections = Projections()
         #: which client hosts' rows (last event) to write with this event
@@ -162,6 +168,7 @@ class Store:
     def close(self) -> None:
         """Close every pooled connection; safe to call more than once."""
         self.engine.dispose()
+        self.reads.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -334,7 +341,7 @@ class Store:
             users.c.last_used_at,
             users.c.revoked_at,
         )
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(select(*columns).order_by(users.c.id)).mappings()
             return [dict(row) for row in rows]
 
@@ -356,7 +363,7 @@ class Store:
             )
 
     def user(self, user_id: int) -> User:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             row = conn.execute(
                 select(users.c.id, users.c.name, users.c.admin).where(users.c.id == user_id)
             ).one()
@@ -365,7 +372,7 @@ class Store:
     def authenticate(self, token: str) -> User | None:
         """The user whose live token this is, or None."""
         digest = token_digest(token)
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             row = conn.execute(
                 select(users.c.id, users.c.name, users.c.admin).where(
                     users.c.token_sha256 == digest, users.c.revoked_at.is_(None)
@@ -386,11 +393,11 @@ class Store:
 
     def user_names(self) -> dict[int, str]:
         """Every user's name by id."""
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return {int(i): str(n) for i, n in conn.execute(select(users.c.id, users.c.name))}
 
     def owner_id(self, name: str) -> int | None:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
 
     # -- reading ------------------------------------------------------------------------
@@ -414,7 +421,7 @@ class Store:
         ):
             if value is not None:
                 query = query.where(events.c[column] == value)
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = [dict(row) for row in conn.execute(query).mappings()]
         for item in rows:
             item["envelope"] = json.loads(item["envelope"])
@@ -430,7 +437,7 @@ class Store:
             query = query.where(webhook_events.c.status == status)
         if owner_id is not None:
             query = query.where(webhook_events.c.owner_id == owner_id)
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def stats(self, owner_id: int | None = None) -> dict[str, Any]:
@@ -439,7 +446,7 @@ class Store:
         mine_a = [] if owner_id is None else [audit.c.owner_id == owner_id]
         mine_e = [] if owner_id is None else [stored.c.owner_id == owner_id]
         counts: dict[str, int] = {status.value: 0 for status in Status}
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             by_status = select(audit.c.status, func.count()).where(*mine_a).group_by(audit.c.status)
             for status, count in conn.execute(by_status):
                 counts[status] = count

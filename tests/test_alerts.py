@@ -225,3 +225,65 @@ def test_a_notify_url_that_fails_is_logged_without_its_secret_path(
         "alert notification to 127.0.0.1 failed: ConnectError",
     ]
     assert not any("SECRET" in line for line in said)
+
+
+def test_an_alert_another_process_just_opened_is_not_opened_again(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import receiver.alerts as module
+
+    found = rules(tmp_path, '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 50\n')
+    with Store(db) as store:
+        audit(store, NOW - timedelta(seconds=5), ["SUCCESS"] * 20, ms=80.0)
+        assert [c.opened for c in check(store.engine, found, NOW)] == [True]
+        # the other process read "nothing open" just before this one's insert
+        monkeypatch.setattr(module, "_open_subjects", lambda conn, rule: set())
+        assert check(store.engine, found, NOW + timedelta(seconds=30)) == []
+        with store.engine.connect() as conn:
+            from receiver.schema import alerts
+
+            assert len(conn.execute(alerts.select()).all()) == 1
+
+
+def test_p95_is_the_nearest_rank_of_distinct_values(db: str, tmp_path: Path) -> None:
+    found = rules(tmp_path, '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 94\n')
+    with Store(db) as store:
+        for ms in range(100, 0, -1):  # 100 .. 1 ms, in no order the index keeps
+            audit(store, NOW - timedelta(seconds=5), ["SUCCESS"], ms=float(ms))
+        [opened] = check(store.engine, found, NOW)
+        from receiver.overview import overview
+
+        figures = overview(store.engine, None, NOW)
+    assert opened.text == "slow: p95 processing 95.0 ms over the last 300 s (above 94 ms)"
+    assert (figures.p50, figures.p95, figures.p99) == ("50.0", "95.0", "99.0")
+
+
+def test_a_rule_taken_out_of_the_file_resolves_its_open_alerts(db: str, tmp_path: Path) -> None:
+    before = rules(tmp_path, '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 50\n')
+    after = rules(tmp_path, '[[rule]]\nname = "p95"\nkind = "p95_ms"\nabove = 500\n')
+    with Store(db) as store:
+        audit(store, NOW - timedelta(seconds=5), ["SUCCESS"] * 5, ms=90.0)
+        check(store.engine, before, NOW)
+        assert check(store.engine, after, NOW) == [
+            Change("slow", "", False, "resolved: slow (no longer a rule)")
+        ]
+
+
+def test_what_a_client_named_its_host_cannot_ping_a_chat_channel(
+    tmp_path: Path, chat: tuple[str, list[Any]]
+) -> None:
+    url, bodies = chat
+    found = rules(
+        tmp_path, f'notify_url = "{url}"\n[[rule]]\nname = "failing"\nkind = "host_failed"\n'
+    )
+    with Store(tmp_path / "s.db") as store:
+        with store.engine.begin() as conn:
+            conn.execute(
+                insert(hosts).values(owner_id=1, host="<!channel> <https://evil|log in>",
+                                     failed=2, heartbeat_at=stamp(NOW))
+            )  # fmt: skip
+        Checker(store.engine, found, clock=lambda: NOW).run_once()
+    assert bodies == [
+        {"text": "failing: host &lt;!channel&gt; &lt;https://evil|log in&gt; has 2 failed"
+                 " events (above 0)"}
+    ]  # fmt: skip

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect  # selectors, not script: the pages' CSP forbids eval
 
 from receiver.store import Store
 from tests.conftest import TOKEN, Receiver, start_receiver
@@ -144,7 +145,7 @@ def test_sign_in_see_live_events_open_a_conversation_unfold_thinking_trace_sign_
     median = statistics.median(latencies)
     print(f"\nDASHBOARD live event on screen after its POST: median {median:.0f} ms of 20")
     assert page.locator("#live-events li").count() == 20  # each once, without a reload
-    page.wait_for_function("document.getElementById('fig-requests').textContent === '20'")
+    expect(page.locator("#fig-requests")).to_have_text("20", timeout=DEADLINE_MS)
 
     docs = transcript(RICH)
     for doc in docs:
@@ -162,6 +163,11 @@ def test_sign_in_see_live_events_open_a_conversation_unfold_thinking_trace_sign_
     tool = page.locator("details.tool").first
     tool.locator("summary").click()
     assert tool.get_by_role("heading", name="Input").is_visible()
+    later = hook_event(RICH.stem)  # the session goes on: the page grows by itself
+    later["payload"]["prompt"] = "LATER-PROMPT"
+    post(rx, later)
+    expect(page.locator("#conversation")).to_contain_text("LATER-PROMPT", timeout=DEADLINE_MS)
+    assert page.locator("details.thinking").first.get_attribute("open") == ""  # still unfolded
 
     page.locator("article.msg a", has_text="trace").first.click()
     page.wait_for_url(f"{w.base}/trace/**")
@@ -210,7 +216,7 @@ def test_the_live_stream_comes_back_by_itself_after_the_store_restarts(
     finally:
         again.stop()
     # while the store was down, the browser logged the stream's cut and failed reconnects
-    w.errors = [e for e in w.errors if not e.endswith("/api/stream)")]
+    w.errors = [e for e in w.errors if not e.endswith(("/api/stream)", "/signed-in)"))]
     w.check_clean()
 
 
@@ -229,3 +235,21 @@ def test_the_session_list_is_usable_by_keyboard(browser: Any, rx: Receiver) -> N
     w.page.keyboard.press("Enter")
     w.page.wait_for_url(w.base + str(second))
     w.check_clean()
+
+
+def test_a_stream_ends_when_its_sign_in_does(rx: Receiver) -> None:
+    """Signing out in one tab ends the live stream of the others (within the stream's
+    recheck, 5 s), so a copied cookie stops showing events too."""
+    base = f"http://127.0.0.1:{rx.port}"
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as client:
+        assert client.post("/login", data={"token": TOKEN}).status_code == 303
+        cookie = client.cookies["hookclient_session"]
+        with httpx.Client(base_url=base, timeout=30) as tab:
+            tab.cookies.set("hookclient_session", cookie)
+            with tab.stream("GET", "/api/stream") as stream:
+                assert stream.status_code == 200
+                assert client.post("/logout").status_code == 303
+                start = time.monotonic()
+                for _ in stream.iter_bytes():  # pings, until the store ends it
+                    assert time.monotonic() - start < 30
+            assert tab.get("/api/stream").status_code == 401

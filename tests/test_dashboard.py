@@ -149,7 +149,7 @@ def test_the_conversation_shows_prompts_replies_folded_thinking_and_tool_calls(d
         page = client.get(f"/sessions/{RICH.stem}").text
     assert "MULTI please FAKEPROMPT" in page
     assert "FINAL-AFTER-TOOLS" in page
-    assert '<details class="thinking"><summary>Thinking</summary>' in page
+    assert re.search(r'<details class="thinking" id="th-\d+-\d+"><summary>Thinking</summary>', page)
     calls = re.findall(r'<details class="tool (\w+)" id="t-(toolu_\w+)"', page)
     assert calls == [("ok", "toolu_a00000253669077"), ("ok", "toolu_b00000353669077")]
     assert "<h4>Input</h4>" in page and "<h4>Output</h4>" in page
@@ -248,7 +248,8 @@ def test_pages_load_only_from_the_store_itself(db: str) -> None:
             answer = client.get(path)
             assert answer.headers["content-security-policy"].startswith("default-src 'self'")
             links = re.findall(r'(?:src|href)="([^"]+)"', answer.text)
-            assert links and all(link.startswith(("/", "#")) for link in links), links
+            local = [x for x in links if x.startswith(("/", "#")) and not x.startswith("//")]
+            assert links and local == links, links
         css = client.get("/static/dashboard.css")
         js = client.get("/static/dashboard.js")
     assert css.status_code == 200 and "text/css" in css.headers["content-type"]
@@ -310,3 +311,154 @@ def test_a_busy_hosts_row_is_written_at_most_once_a_second() -> None:
     assert not throttle.due(1, "laptop-1")
     now[0] += 0.2
     assert throttle.due(1, "laptop-1")
+
+
+def test_a_sign_in_ends_when_the_store_gets_another_admin_token(db: str) -> None:
+    with dashboard(db) as client:
+        sign_in(client)
+        cookie = client.cookies[COOKIE]
+        assert client.get("/").status_code == 200
+    with TestClient(create_app(db, "the-new-admin-token"), follow_redirects=False) as client:
+        client.cookies.set(COOKIE, cookie)
+        assert client.get("/").status_code == 303
+        assert client.get("/api/sessions").status_code == 401
+
+
+def test_a_pages_parts_answer_401_not_the_login_page_once_signed_out(db: str) -> None:
+    with dashboard(db) as client:
+        assert client.get("/signed-in").status_code == 401
+        for part in ("/overview/panels", f"/sessions/{RICH.stem}/body"):
+            answer = client.get(part)
+            assert answer.status_code == 401 and "<form" not in answer.text
+        sign_in(client)
+        assert client.get("/signed-in").status_code == 204
+        assert client.get("/overview/panels").status_code == 200
+
+
+def test_a_user_sees_only_their_own_figures_hosts_failures_and_alerts(
+    db: str, tmp_path: Any
+) -> None:
+    from receiver.alerts import check, load
+
+    with Store(db) as store:
+        alice, bob = store.add_user("alice"), store.add_user("bob")
+    with dashboard(db) as client:
+        post(client, transcript(RICH), token=alice)  # from laptop-1
+        refused = {"Authorization": f"Bearer {alice}"}
+        client.post("/hooks", content="{alice-broke-this", headers=refused)
+        rules = tmp_path / "alerts.toml"
+        rules.write_text(
+            '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 0\n'
+            '[[rule]]\nname = "silent"\nkind = "host_silent"\nafter = 0\n'
+        )
+        with Store(db) as store:
+            from datetime import UTC, datetime, timedelta
+
+            check(store.engine, load(rules), datetime.now(UTC) + timedelta(seconds=5))
+        sign_in(client, bob)
+        page = client.get("/").text
+        assert '<span class="figure" id="fig-requests">0</span>' in page
+        assert "laptop-1" not in page and "alice-broke-this" not in page
+        assert "body is not JSON" not in page and "Open alerts" not in page
+        client.post("/logout")
+        sign_in(client, alice)
+        page = client.get("/").text
+        assert "laptop-1" in page and "body is not JSON" in page
+        assert "silent" in page and "slow" not in page  # a store-wide alert: admins only
+        client.post("/logout")
+        sign_in(client)
+        assert "slow" in client.get("/").text
+
+
+def test_what_clients_send_is_shown_as_text_never_run(db: str) -> None:
+    evil = "<script>alert(1)</script>"
+    hostile = wrap("UserPromptSubmit", evil, {"hook_event_name": "UserPromptSubmit",
+                   "prompt": evil, "prompt_id": "p"}, "2026-12-02T10:00:00.000Z")  # fmt: skip
+    hostile["source"]["host"] = '<img src=x onerror="alert(2)">\nforged'
+    with dashboard(db) as client:
+        post(client, [hostile])
+        sign_in(client)
+        pages = [client.get(p).text for p in ("/", "/sessions", "/sessions/" + evil)]
+        pages.append(client.get(f"/trace/{hostile['requestId']}").text)
+    for page in pages:
+        assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1]
+    assert "&lt;img src=x onerror=&#34;alert(2)&#34;&gt;?forged" in pages[0]  # no newline
+
+
+def test_sign_out_from_another_site_is_refused_and_a_proxy_is_allowed(db: str) -> None:
+    with dashboard(db) as client:
+        sign_in(client)
+        cross = client.post("/logout", headers={"Origin": "https://evil.example"})
+        assert cross.status_code == 403 and client.get("/").status_code == 200
+        behind = client.post(
+            "/login",
+            data={"token": TOKEN},
+            headers={"Origin": "https://store.example", "X-Forwarded-Host": "store.example"},
+        )
+        assert behind.status_code == 303
+        many = "&".join(f"f{n}=x" for n in range(20))
+        stuffed = client.post(
+            "/login", content=many, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert stuffed.status_code == 401
+
+
+def test_odd_blocks_show_raw_and_never_break_the_page(db: str) -> None:
+    odd = [
+        {"type": "tool_result", "tool_use_id": {"a": 1}, "content": "x"},
+        {"type": "tool_use", "id": ["not", "a", "string"], "name": "Bash", "input": {}},
+        "just a string",
+        {"type": "text", "text": "x" * 50},
+    ]
+    doc = transcript(RICH)[0]
+    record = next(r for r in doc["payload"]["records"] if r.get("type") == "assistant")
+    record["message"]["content"] = odd
+    with dashboard(db) as client:
+        post(client, [doc])
+        sign_in(client)
+        page = client.get(f"/sessions/{RICH.stem}")
+    assert page.status_code == 200
+    assert '<pre class="raw">' in page.text and "&#34;a&#34;: 1" in page.text
+
+
+def test_a_heartbeat_in_a_batch_is_refused_and_stored_nowhere(db: str) -> None:
+    beat = wrap("Heartbeat", None, {"pending": 1}, "2026-12-02T10:00:00.000Z")  # type: ignore[arg-type]
+    with dashboard(db) as client:
+        answer = client.post(
+            "/hooks", content=json.dumps([beat]), headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    [result] = answer.json()["results"]
+    assert result["status"] == "invalid" and "POSTed alone" in result["error"]
+    assert rows(db, "SELECT * FROM events") == [] and rows(db, "SELECT * FROM hosts") == []
+
+
+def test_an_admin_opens_their_own_session_before_another_users_of_the_same_id(db: str) -> None:
+    with Store(db) as store:
+        alice = store.add_user("alice")
+    mine = transcript(RICH)
+    theirs = transcript(RICH)
+    theirs[0]["payload"]["records"] = theirs[0]["payload"]["records"][:1]  # a shorter copy
+    with dashboard(db) as client:
+        post(client, theirs, token=alice)
+        post(client, mine)
+        sign_in(client)
+        own = client.get(f"/sessions/{RICH.stem}").text
+        other = client.get(f"/sessions/{RICH.stem}?owner=alice").text
+        nobody = client.get(f"/sessions/{RICH.stem}?owner=nobody")
+    assert "owner</dt><dd>admin" in own and "FINAL-AFTER-TOOLS" in own
+    assert "owner</dt><dd>alice" in other
+    assert nobody.status_code == 404 and "No user nobody." in nobody.text
+
+
+def test_reads_never_hold_the_write_lock_on_sqlite(tmp_path: Any) -> None:
+    from sqlalchemy import text
+
+    with Store(tmp_path / "s.db") as store, store.reads.begin() as reading:
+        reading.execute(text("SELECT count(*) FROM webhook_events")).scalar()  # a page's query
+        doc = wrap("Stop", "s", {"hook_event_name": "Stop"}, "2026-12-02T10:00:00.000Z")
+        assert store.accept(
+            request_id=doc["requestId"], event="Stop", session_id="s",
+            trace_id=doc["traceId"], span_id=doc["spanId"], attempt=1,
+            envelope=json.dumps(doc), headers={}, started=0.0,
+        )  # fmt: skip

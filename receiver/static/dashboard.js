@@ -7,9 +7,11 @@
   const state = document.getElementById("live-state");
   const feed = document.getElementById("live-events");
   const sessionId = document.body.dataset.session || null;
-  let source = null;
+  // The most often a part of the page is fetched again while events stream in (ms):
+  // the figures need not follow every event, and each fetch is a query on the store.
+  const SPACING = { panels: 2000, conversation: 1000 };
   let retry = 1000;
-  const refreshing = new Map();
+  const parts = new Map();
 
   function show(text, cls) {
     if (!state) return;
@@ -17,28 +19,48 @@
     state.className = "live " + cls;
   }
 
-  // Re-fetch a server-rendered part of the page (at most one fetch in flight per part,
-  // and one more queued behind it), then swap it in.
-  function refresh(el) {
-    const pending = refreshing.get(el);
-    if (pending) { pending.again = true; return; }
-    const entry = { again: false };
-    refreshing.set(el, entry);
-    fetch(el.dataset.liveSrc, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
-      .then((html) => { el.innerHTML = html; })
-      .catch(() => {})
-      .finally(() => {
-        refreshing.delete(el);
-        if (entry.again) refresh(el);
-      });
+  function signInAgain() {
+    const here = location.pathname + location.search;
+    location.assign("/login?next=" + encodeURIComponent(here));
   }
 
-  function refreshAll() {
-    document.querySelectorAll("[data-live-src]").forEach((el) => {
-      if (el.id === "conversation") return; // only when its own session changes
-      refresh(el);
+  // What the reader unfolded (thinking, tool calls) stays unfolded across a refresh.
+  function swap(el, html) {
+    const open = new Set(Array.from(el.querySelectorAll("details[open][id]"), (d) => d.id));
+    const shut = new Set(
+      Array.from(el.querySelectorAll("details[id]:not([open])"), (d) => d.id)
+    );
+    el.innerHTML = html;
+    el.querySelectorAll("details[id]").forEach((d) => {
+      if (open.has(d.id)) d.open = true;
+      else if (shut.has(d.id)) d.open = false;
     });
+  }
+
+  // Fetch a server-rendered part of the page again, at most once per its spacing: an
+  // event during a fetch or within the spacing gets one more fetch after it.
+  function refresh(el) {
+    const part = parts.get(el) || { busy: false, again: false, last: 0 };
+    parts.set(el, part);
+    if (part.busy) { part.again = true; return; }
+    const wait = part.last + (SPACING[el.id] || 2000) - Date.now();
+    if (wait > 0) {
+      if (!part.timer) part.timer = setTimeout(() => { part.timer = null; refresh(el); }, wait);
+      return;
+    }
+    part.busy = true;
+    part.last = Date.now();
+    fetch(el.dataset.liveSrc, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then((r) => {
+        if (r.status === 401) { signInAgain(); return null; }
+        return r.ok ? r.text() : null;
+      })
+      .then((html) => { if (html !== null) swap(el, html); })
+      .catch(() => {})
+      .finally(() => {
+        part.busy = false;
+        if (part.again) { part.again = false; refresh(el); }
+      });
   }
 
   function link(href, text) {
@@ -66,7 +88,8 @@
       setTimeout(() => li.classList.remove("fresh"), 3000);
       while (feed.children.length > 100) feed.lastElementChild.remove();
     }
-    refreshAll();
+    const panels = document.getElementById("panels");
+    if (panels) refresh(panels);
     if (sessionId && data.sessionId === sessionId) {
       const conversation = document.getElementById("conversation");
       if (conversation) refresh(conversation);
@@ -74,18 +97,21 @@
   }
 
   function connect() {
-    source = new EventSource("/api/stream", { withCredentials: true });
+    const source = new EventSource("/api/stream", { withCredentials: true });
     source.addEventListener("open", () => { retry = 1000; show("live", "on"); });
     source.addEventListener("event", onEvent);
     source.addEventListener("error", () => {
-      // The browser retries by itself while the connection is merely lost; once it gives
-      // up (the store answered with an error while restarting), start over with backoff.
+      // The browser retries by itself while the connection is merely lost. Once it gives
+      // up (the stream ended or was refused), ask whether the sign-in still holds: if it
+      // does, the store is restarting, so start over with backoff; if not, sign in.
       show("reconnecting…", "off");
-      if (source.readyState === EventSource.CLOSED) {
-        source = null;
-        setTimeout(connect, retry);
-        retry = Math.min(retry * 2, 15000);
-      }
+      if (source.readyState !== EventSource.CLOSED) return;
+      fetch("/signed-in", { credentials: "same-origin" })
+        .then((r) => { if (r.status === 401) signInAgain(); else throw new Error("retry"); })
+        .catch(() => {
+          setTimeout(connect, retry);
+          retry = Math.min(retry * 2, 15000);
+        });
     });
   }
 

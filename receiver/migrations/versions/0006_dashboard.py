@@ -22,6 +22,7 @@ def upgrade() -> None:
         "web_sessions",
         sa.Column("id_sha256", sa.String(64), primary_key=True),
         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+        sa.Column("token_sha256", sa.String(64), nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.Column("expires_at", sa.String(32), nullable=False),
     )
