@@ -26,8 +26,14 @@ def host_of(envelope: dict[str, Any]) -> str | None:
     host = source.get("host") if isinstance(source, dict) else None
     if not isinstance(host, str):
         return None
-    shown = "".join(c if c.isprintable() else "?" for c in host[:200]).strip()
-    return shown or None
+    return _clean(host, 200) or None
+
+
+def _clean(text: Any, limit: int) -> str:
+    """Text a client sent, as it may be shown and stored: printable characters only (no
+    control characters, no lone surrogates, which neither database takes), at most
+    ``limit`` of them."""
+    return "".join(c if c.isprintable() else "?" for c in str(text)[:limit]).strip()
 
 
 class Throttle:
@@ -56,9 +62,9 @@ def saw_event(
 ) -> None:
     """Note an applied event against the host it came from."""
     changes = {
-        "last_event": str(envelope.get("event"))[:200],
+        "last_event": _clean(envelope.get("event"), 200),
         "last_event_at": received_at,
-        "last_request_id": str(envelope.get("requestId"))[:36],
+        "last_request_id": _clean(envelope.get("requestId"), 36),
     }
     _upsert(conn, owner_id, host, changes)
 
@@ -72,9 +78,9 @@ def heartbeat(engine: Engine, owner_id: int, envelope: dict[str, Any], received_
     payload: dict[str, Any] = found if isinstance(found, dict) else {}
     changes: dict[str, Any] = {
         "heartbeat_at": received_at,
-        "heartbeat_request_id": str(envelope.get("requestId"))[:36],
+        "heartbeat_request_id": _clean(envelope.get("requestId"), 36),
         "oldest_pending_age": _number(payload.get("oldestPendingAge")),
-        "version": str(payload["version"])[:64] if payload.get("version") is not None else None,
+        "version": _clean(payload["version"], 64) if payload.get("version") is not None else None,
     }
     for name in _COUNTS:
         value = payload.get(name)

@@ -62,9 +62,11 @@ def upgrade() -> None:
     op.create_index(
         "webhook_events_window",
         "webhook_events",
-        ["received_at", "event", "status", "processing_ms"],
+        ["received_at", "event", "status", "processing_ms", "owner_id"],
     )
-    op.create_index("webhook_events_ms", "webhook_events", ["processing_ms", "received_at"])
+    op.create_index(
+        "webhook_events_ms", "webhook_events", ["processing_ms", "received_at", "owner_id"]
+    )
 
 
 def downgrade() -> None:
