@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException
 
+from receiver.conversation_view import HEADINGS
 from receiver.queries import BadCursor, Reader
 from receiver.store import Store, User
 
@@ -399,16 +400,8 @@ def markdown(session: dict[str, Any], messages: list[dict[str, Any]]) -> str:
     out = [f"# {title}", ""]
     if session.get("project"):
         out += [f"Project: `{session['project']}`  ", f"Session: `{session.get('session_id')}`", ""]
-    heading = {
-        "prompt": "User",
-        "assistant": "Assistant",
-        "tool_result": "Tool result",
-        "summary": "Summary",
-        "compact_boundary": "Compacted",
-        "system": "System",
-    }
     for message in messages:
-        out.append(f"## {heading.get(message['kind'], message['kind'])}")
+        out.append(f"## {HEADINGS.get(message['kind'], message['kind'])}")
         out.append("")
         for block in message["content"]:
             out += _block_markdown(block)

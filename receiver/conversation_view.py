@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: What each kind of message is called on a page and in the Markdown export.
 HEADINGS = {
     "prompt": "User",
     "assistant": "Assistant",

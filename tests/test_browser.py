@@ -118,12 +118,9 @@ def arrived(w: Watched, request_id: str) -> None:
 
 
 @pytest.fixture
-def rx(tmp_path: Path) -> Iterator[Receiver]:
-    store = start_receiver(tmp_path)
-    try:
-        yield store
-    finally:
-        store.stop()
+def rx(receiver: Receiver) -> Receiver:
+    """The store under test: conftest's receiver process (SQLite, the test token)."""
+    return receiver
 
 
 def test_sign_in_see_live_events_open_a_conversation_unfold_thinking_trace_sign_out(

@@ -18,23 +18,23 @@ from receiver.app import create_app
 from receiver.dashboard import COOKIE
 from receiver.store import Store
 from tests.conftest import TestClient
-from tests.test_conversations import AGENT, RICH, SUBAGENT, rich_hooks, rows, transcript, wrap
-
-TOKEN = "dashboard-test-token"
+from tests.test_api import send as post
+from tests.test_conversations import (  # TOKEN: what post() (test_api.send) signs with
+    AGENT,
+    RICH,
+    SUBAGENT,
+    TOKEN,
+    rich_hooks,
+    rows,
+    transcript,
+    wrap,
+)
 
 
 @contextmanager
 def dashboard(db: str) -> Iterator[TestClient]:
     with TestClient(create_app(db, TOKEN), follow_redirects=False) as client:
         yield client
-
-
-def post(client: TestClient, docs: list[dict[str, Any]], token: str = TOKEN) -> None:
-    for doc in docs:
-        answer = client.post(
-            "/hooks", content=json.dumps(doc), headers={"Authorization": f"Bearer {token}"}
-        )
-        assert answer.status_code == 200, answer.text
 
 
 def sign_in(client: TestClient, token: str = TOKEN, next_: str = "/") -> Any:

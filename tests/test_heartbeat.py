@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hookclient.spool import Spool, State, new_state
 from queued.heartbeat import backlog
+from tests import test_daemon_e2e
 from tests.conftest import (
     HookEnv,
     Receiver,
-    kill_daemons,
     make_envelope,
     spool_events,
     start_queued,
@@ -24,11 +23,7 @@ from tests.conftest import (
 )
 from tests.test_daemon_e2e import configure
 
-
-@pytest.fixture
-def queue_env(hook: HookEnv) -> Iterator[HookEnv]:
-    yield hook
-    kill_daemons(hook.spool)
+queue_env = test_daemon_e2e.queue_env  # a HookEnv whose daemons are stopped afterwards
 
 
 def test_the_backlog_counts_each_state_and_the_oldest_pendings_age(tmp_path: Path) -> None:
