@@ -49,7 +49,7 @@ class Rule:
     above: float = 0.0
     #: error_rate and p95_ms: the seconds of traffic looked at
     window: float = 300.0
-    #: error_rate: fewer requests than this in the window say nothing
+    #: error_rate and p95_ms: fewer requests than this in the window say nothing
     min_requests: int = 10
     #: host_silent: seconds without an event or a heartbeat
     after: float = 3600.0
@@ -112,6 +112,8 @@ def _rule(path: Path, n: int, item: Any) -> Rule:
         raise RulesError(f"{where}: must be a [[rule]] table")
     fields = set(Rule.__dataclass_fields__)
     unknown = set(item) - fields
+    if unknown and isinstance(item.get("name"), str):
+        where = f"{where} ({item['name']!r})"
     if unknown:
         raise RulesError(
             f"{where}: unknown key {sorted(unknown)[0]!r} (keys: {', '.join(sorted(fields))})"
@@ -123,6 +125,10 @@ def _rule(path: Path, n: int, item: Any) -> Rule:
         raise RulesError(f"{where}: name is longer than {NAME_CHARS} characters")
     if kind not in KINDS:
         raise RulesError(f"{where} ({name!r}): kind must be one of {', '.join(KINDS)}")
+    if kind in ("error_rate", "p95_ms") and "above" not in item:
+        raise RulesError(f"{where} ({name!r}): a {kind} rule needs above = ...")
+    if kind == "error_rate" and isinstance(item.get("above"), int | float) and item["above"] > 1:
+        raise RulesError(f"{where} ({name!r}): above is a share of requests, 0 to 1 (0.05 is 5%)")
     for key in ("above", "window", "after", "min_requests"):
         value = item.get(key)
         if value is not None and (
@@ -163,7 +169,8 @@ def check(engine: Engine, rules: Rules, now: datetime) -> list[Change]:
                     .values(resolved_at=stamp(now))
                 )  # fmt: skip
                 if resolved.rowcount == 1:
-                    what = rule.name if subject == STORE else f"{rule.name} ({subject})"
+                    host = subject.split(":", 1)[-1]  # "<owner id>:<host>"
+                    what = rule.name if subject == STORE else f"{rule.name} (host {host})"
                     changes.append(Change(rule.name, subject, False, f"resolved: {what}"))
     return changes
 
@@ -211,7 +218,12 @@ def _firing(engine: Engine, rule: Rule, now: datetime) -> dict[str, tuple[str, i
                 return {STORE: (text, None)}
             return {}
         if rule.kind == "p95_ms":
-            found = percentiles(conn, [audit.received_at >= since], (95,))
+            window = [audit.received_at >= since, audit.processing_ms.is_not(None)]
+            if conn.execute(select(func.count()).where(*window)).scalar_one() < max(
+                rule.min_requests, 1
+            ):
+                return {}  # too few requests to say anything of their p95
+            found = percentiles(conn, window, (95,))
             if not found:
                 return {}
             p95 = found[95]

@@ -274,14 +274,21 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
     ) -> Response:
         """The conversation as Markdown, or its raw records as JSONL in file order."""
         owner_id = owned_session(session_id, user, owner)
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:100]
         if format == "jsonl":
             lines = reader.raw_records(session_id, owner_id)
             return Response(
-                "".join(f"{line}\n" for line in lines), media_type="application/x-ndjson"
+                "".join(f"{line}\n" for line in lines),
+                media_type="application/x-ndjson",
+                headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'},
             )
         session = reader.session(session_id, owner_id) or {}
         page = reader.messages(session_id, owner_id, limit=10**9, cursor=None)
-        return Response(markdown(session, page.items), media_type="text/markdown; charset=utf-8")
+        return Response(
+            markdown(session, page.items),
+            media_type="text/markdown; charset=utf-8",
+            headers={"Content-Disposition": f'inline; filename="{name}.md"'},
+        )
 
     @api.get("/search", response_model=SearchResult)
     def search(

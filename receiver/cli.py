@@ -355,6 +355,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _tokens(args: argparse.Namespace) -> int:
     from receiver.store import UserError
 
+    _existing_store(_database(args))
     store = _open_store(args)
     try:
         if args.action == "add":
@@ -393,6 +394,26 @@ def _rules(path: Path | None) -> Rules | None:
         return load(path)
     except RulesError as exc:
         raise _Fatal(str(exc), 2) from None
+
+
+def _existing_store(database: str) -> None:
+    """A token command on a SQLite file that is not there would make a new, empty store
+    there and put the token in it, where the running store never looks: refused."""
+    from sqlalchemy.engine import make_url
+
+    from receiver.database import url_of
+
+    try:
+        url = make_url(url_of(database))
+    except ValueError:
+        return  # the store's own open says what is wrong with it
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not Path(path).exists():
+        raise _Fatal(
+            f"no store database at {path}: pass the running store's --database URL "
+            "(or --db PATH); `hookclient-receiver migrate` makes a new one",
+            2,
+        )
 
 
 def freeze_heap() -> None:

@@ -26,11 +26,14 @@ def thread(messages: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[
     nested: dict[str, list[dict[str, Any]]] = {}
     top: list[dict[str, Any]] = []
     shown: list[str] = []
+    hidden: list[int] = []  # positions of messages shown with their call: links still land
     for message in messages:
         view = _message_view(message, by_id)
         shown += [b["call"]["tool_use_id"] for b in view["blocks"] if b["kind"] == "tool"]
         if not view["blocks"]:
-            continue  # only results of calls shown with the call
+            hidden.append(message["position"])  # only results of calls shown with the call
+            continue
+        view["anchors"], hidden = hidden, []
         parent = message.get("parent_tool_use_id")
         if parent and parent in by_id:
             nested.setdefault(parent, []).append(view)
@@ -51,7 +54,7 @@ def _with_loose_calls(
         if call["tool_use_id"] in shown or call.get("agent_id"):
             continue
         view = {
-            "kind": "tool_call", "heading": "Tool call", "position": None,
+            "kind": "tool_call", "heading": "Tool call", "position": None, "anchors": [],
             "timestamp": call.get("started_at"), "model": None, "usage": None,
             "request_id": None, "blocks": [{"kind": "tool", "call": call}],
         }  # fmt: skip

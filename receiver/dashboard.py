@@ -211,6 +211,10 @@ class Dashboard:
         day = charts.bars(o.day, label="events per minute, last day",
                           unit="a minute over 10 minutes",
                           first=o.day_span[0], last=o.day_span[1])  # fmt: skip
+        if user.admin:  # whose each host is: two users' laptops may share a name
+            names = self.store.user_names()
+            for host in o.hosts:
+                host["owner"] = names.get(host["owner_id"])
         view = {**o.__dict__, "hour_chart": hour, "day_chart": day}
         return {"o": view}
 
@@ -237,8 +241,9 @@ class Dashboard:
             if user.admin:  # another's session opens with ?owner=NAME: ids may repeat
                 names = self.store.user_names()
                 for item in page.items:
+                    item["owner_name"] = names.get(item["owner_id"])
                     if item["owner_id"] != user.id:
-                        item["owner_q"] = names.get(item["owner_id"])
+                        item["owner_q"] = item["owner_name"]
             return {
                 "sessions": page.items, "next_cursor": page.next_cursor, "hits": hits,
                 "projects": self.reader.projects(scope),

@@ -124,7 +124,10 @@ def _series(
     """Counts for each of ``minutes`` minutes after ``start``, oldest first."""
     first = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
     keys = [stamp(first + timedelta(minutes=i))[:16] for i in range(minutes)]
-    label = (keys[0][11:16] + " UTC", keys[-1][11:16] + " UTC")
+    if minutes > 60:  # the day's chart spans two dates
+        label = (f"{keys[0][5:10]} {keys[0][11:16]} UTC", f"{keys[-1][5:10]} {keys[-1][11:16]} UTC")
+    else:
+        label = (keys[0][11:16] + " UTC", keys[-1][11:16] + " UTC")
     return [per_minute.get(key, 0) for key in keys], label
 
 

@@ -140,10 +140,13 @@ class Reader:
             query = query.where(s.project == project)
         if since is not None:
             query = query.where(s.last_activity >= since)
-        if q:
-            pattern = f"%{q.lower()}%"
+        if q:  # the words as they are: % and _ match themselves
+            words = q.lower()
             query = query.where(
-                or_(func.lower(s.title).like(pattern), func.lower(s.project).like(pattern))
+                or_(
+                    func.lower(s.title).contains(words, autoescape=True),
+                    func.lower(s.project).contains(words, autoescape=True),
+                )
             )
         if cursor is not None:
             last, last_id = decode_cursor(cursor, str, int)

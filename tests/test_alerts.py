@@ -38,10 +38,18 @@ def write(tmp_path: Path, text: str) -> Path:
         ('[[rule]]\nname = "x"\nkind = "nope"\n', "rule 1 ('x'): kind must be one of error_rate"),
         ('[[rule]]\nkind = "p95_ms"\n', "rule 1: needs a name"),
         ('[[rule]]\nname = "x"\nkind = "p95_ms"\nabove = "fast"\n', "above must be a number"),
-        ('[[rule]]\nname = "x"\nkind = "p95_ms"\nwindoww = 3\n', "unknown key 'windoww'"),
-        ('notify_url = "ftp://x"\n[[rule]]\nname = "x"\nkind = "p95_ms"\n', "notify_url must be"),
-        ('[[rule]]\nname = "x"\nkind = "p95_ms"\n[[rule]]\nname = "x"\nkind = "p95_ms"\n',
+        ('[[rule]]\nname = "x"\nkind = "p95_ms"\nabove = 1\nwindoww = 3\n',
+         "unknown key 'windoww'"),
+        ('notify_url = "ftp://x"\n[[rule]]\nname = "x"\nkind = "host_failed"\n',
+         "notify_url must be"),
+        ('[[rule]]\nname = "x"\nkind = "host_failed"\n[[rule]]\nname = "x"\nkind = "host_failed"\n',
          "two rules are named 'x'"),
+        ('[[rule]]\nname = "x"\nkind = "p95_ms"\n',
+         "rule 1 ('x'): a p95_ms rule needs above = ..."),
+        ('[[rule]]\nname = "x"\nkind = "error_rate"\nabove = 5\n',
+         "above is a share of requests, 0 to 1 (0.05 is 5%)"),
+        ('[[rule]]\nname = "x"\nkind = "p95_ms"\nabove = 1\nabov = 2\n',
+         "rule 1 ('x'): unknown key 'abov'"),
         ("[[rule]\n", "not valid TOML"),
         ('colour = "red"\n', "unknown key 'colour'"),
     ],
@@ -192,7 +200,9 @@ def test_each_change_is_posted_to_notify_url_as_text(
 ) -> None:
     url, bodies = chat
     found = rules(
-        tmp_path, f'notify_url = "{url}"\n[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 50\n'
+        tmp_path,
+        f'notify_url = "{url}"\n[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 50\n'
+        "min_requests = 1\n",
     )
     clock = [NOW]
     with Store(tmp_path / "s.db") as store:
@@ -213,7 +223,7 @@ def test_a_notify_url_that_fails_is_logged_without_its_secret_path(
     found = rules(
         tmp_path,
         'notify_url = "http://127.0.0.1:9/services/SECRET"\n'
-        '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 50\n',
+        '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 50\nmin_requests = 1\n',
     )
     with Store(tmp_path / "s.db") as store:
         audit(store, NOW - timedelta(seconds=5), ["SUCCESS"] * 5, ms=90.0)
@@ -259,7 +269,9 @@ def test_p95_is_the_nearest_rank_of_distinct_values(db: str, tmp_path: Path) -> 
 
 
 def test_a_rule_taken_out_of_the_file_resolves_its_open_alerts(db: str, tmp_path: Path) -> None:
-    before = rules(tmp_path, '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 50\n')
+    before = rules(
+        tmp_path, '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 50\nmin_requests = 1\n'
+    )
     after = rules(tmp_path, '[[rule]]\nname = "p95"\nkind = "p95_ms"\nabove = 500\n')
     with Store(db) as store:
         audit(store, NOW - timedelta(seconds=5), ["SUCCESS"] * 5, ms=90.0)

@@ -139,6 +139,7 @@ def test_each_user_sees_only_their_sessions_and_an_admin_everyones(db: str) -> N
         sign_in(client)  # the admin
         listed = client.get("/sessions").text
         assert f"/sessions/{RICH.stem}?owner=alice" in listed
+        assert "<td>alice</td>" in listed  # the admin's list says whose each session is
         assert "owner</dt><dd>alice" in client.get(f"/sessions/{RICH.stem}?owner=alice").text
 
 
@@ -348,7 +349,7 @@ def test_a_user_sees_only_their_own_figures_hosts_failures_and_alerts(
         client.post("/hooks", content="{alice-broke-this", headers=refused)
         rules = tmp_path / "alerts.toml"
         rules.write_text(
-            '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 0\n'
+            '[[rule]]\nname = "slow"\nkind = "p95_ms"\nabove = 0\nmin_requests = 1\n'
             '[[rule]]\nname = "silent"\nkind = "host_silent"\nafter = 0\n'
         )
         with Store(db) as store:

@@ -176,7 +176,20 @@ def test_a_bad_database_url_is_one_line_naming_it() -> None:
 # -- users and tokens ----------------------------------------------------------------------
 
 
+def test_token_commands_refuse_a_sqlite_store_that_is_not_there(tmp_path: Path) -> None:
+    missing = tmp_path / "receiver.db"
+    for args in (("add", "alice"), ("list",), ("revoke", "alice")):
+        refused = cli("token", *args, "--db", str(missing))
+        assert refused.returncode == 2
+        assert refused.stderr == (
+            f"hookclient-receiver: no store database at {missing}: pass the running store's"
+            " --database URL (or --db PATH); `hookclient-receiver migrate` makes a new one\n"
+        )
+    assert not missing.exists()  # no stray empty store was made
+
+
 def test_token_add_prints_it_once_and_stores_only_its_digest(db: str) -> None:
+    assert cli("migrate", "--database", db).returncode == 0
     added = cli("token", "add", "alice", "--database", db)
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip()

@@ -115,16 +115,19 @@
     });
   }
 
-  // Arrow keys move between the session list's links; Enter follows one (the browser's own).
+  // Arrow keys move between the session list's links, and ArrowDown from the search box
+  // or the page itself enters the list; Enter follows a link (the browser's own).
   function sessionKeys() {
     const list = document.getElementById("session-list");
     if (!list) return;
-    list.addEventListener("keydown", (e) => {
+    document.addEventListener("keydown", (e) => {
       if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
       const links = Array.from(list.querySelectorAll("a.session-link"));
-      const at = links.indexOf(document.activeElement);
-      if (at < 0) return;
-      const next = links[at + (e.key === "ArrowDown" ? 1 : -1)];
+      const here = document.activeElement;
+      const at = links.indexOf(here);
+      const outside = here === document.body || (here && here.id === "q");
+      if (at < 0 && !(outside && e.key === "ArrowDown")) return;
+      const next = at < 0 ? links[0] : links[at + (e.key === "ArrowDown" ? 1 : -1)];
       if (next) { next.focus(); e.preventDefault(); }
     });
   }
