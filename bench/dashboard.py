@@ -33,9 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
-from receiver.overview import stamp  # noqa: E402
 from receiver.schema import events, hosts, webhook_events  # noqa: E402
-from receiver.store import Store  # noqa: E402
+from receiver.store import Store, stamp  # noqa: E402
 from tests import pg  # noqa: E402
 from tests.conftest import start_receiver  # noqa: E402
 from tests.test_browser import ARGS, CHROMIUM  # noqa: E402

@@ -26,8 +26,10 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 
 from receiver.database import dialect_insert
-from receiver.overview import FAILED, percentiles, stamp
+from receiver.overview import FAILED
+from receiver.queries import percentiles
 from receiver.schema import alerts, hosts, webhook_events
+from receiver.store import stamp
 
 logger = logging.getLogger("receiver.alerts")
 

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 
 from receiver.conversation_view import HEADINGS
 from receiver.queries import BadCursor, Reader
-from receiver.store import Store, User
+from receiver.store import Store, User, stamp
 
 #: How often the stream looks for newly applied events (seconds).
 STREAM_POLL = 0.25
@@ -371,7 +371,7 @@ def _instant(text: str) -> str:
     except ValueError:
         raise ApiError(422, "invalid", f"since {text!r} is not an RFC 3339 time") from None
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return stamp(when)
 
 
 def _errors(api: FastAPI) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -37,21 +37,20 @@ def _clean(text: Any, limit: int) -> str:
 
 
 class Throttle:
-    """Which hosts' rows to write now: each at most once per ``every`` seconds per
-    process, so a busy host costs its events one upsert a second, not one each (the row
-    lags its host's last event by at most that much)."""
+    """Which rows to write now: each key at most once per ``every`` seconds per process.
+    A busy host costs its events one upsert a second, not one each (its row lags its last
+    event by at most that much); a token's ``last_used_at`` is written once a minute."""
 
     def __init__(self, every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.every = every
         self.clock = clock
-        self._written: dict[tuple[int, str], float] = {}
+        self._written: dict[Hashable, float] = {}
 
-    def due(self, owner_id: int, host: str) -> bool:
+    def due(self, *key: Hashable) -> bool:
         now = self.clock()
-        key = (owner_id, host)
         if now - self._written.get(key, -math.inf) < self.every:
             return False
-        if len(self._written) >= 10_000:  # a store with that many hosts: forget the oldest
+        if len(self._written) >= 10_000:  # that many hosts or users: forget the oldest
             self._written.pop(next(iter(self._written)))
         self._written[key] = now
         return True

@@ -5,12 +5,14 @@ stays quick with a day of heavy traffic stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from receiver.queries import percentiles
 from receiver.schema import alerts, hosts, webhook_events
+from receiver.store import stamp
 
 #: The statuses a request can end in, in the order the table shows them.
 STATUSES = ("SUCCESS", "DUPLICATE", "INVALID", "UNAUTHORIZED", "ERROR")
@@ -18,12 +20,6 @@ FAILED = ("INVALID", "UNAUTHORIZED", "ERROR")
 #: The day's chart: one bar per this many minutes (their per-minute average); 1,440
 #: one-minute bars would be thinner than a pixel.
 DAY_BUCKET = 10
-PERCENTILES = (50, 95, 99)
-
-
-def stamp(when: datetime) -> str:
-    """A time as the store writes them (RFC 3339 UTC, milliseconds)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass
@@ -92,30 +88,6 @@ def overview(engine: Engine, owner_id: int | None, now: datetime) -> Overview:
     for pct, value in ranked.items():
         setattr(out, f"p{pct}", f"{value:.1f}")
     return out
-
-
-def percentiles(
-    conn: Any, where: list[Any], wanted: tuple[int, ...] = PERCENTILES
-) -> dict[int, float]:
-    """p50, p95 and p99 of processing_ms by nearest rank: a count, then the k-th value of
-    each read off the ``(processing_ms, received_at)`` index (``LIMIT 1 OFFSET k - 1``).
-    With 100,000 rows in the window that took 25 ms on SQLite, where one sort of them all
-    (a window function) took 90-180 ms and fetching them to sort here about as long."""
-    audit = webhook_events.c
-    timed = [*where, audit.processing_ms.is_not(None)]
-    n = conn.execute(select(func.count()).where(*timed)).scalar_one()
-    found: dict[int, float] = {}
-    for pct in wanted if n else ():
-        rank = -(-pct * n // 100)  # ceil(pct/100 * n), 1-based
-        value = conn.execute(
-            select(audit.processing_ms)
-            .where(*timed)
-            .order_by(audit.processing_ms)
-            .limit(1)
-            .offset(rank - 1)
-        ).scalar_one()
-        found[pct] = float(value)
-    return found
 
 
 def _series(

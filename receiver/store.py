@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import secrets
 import time
@@ -35,6 +34,7 @@ from receiver.conversations import Projections, after_event
 from receiver.database import connect, migrate
 from receiver.database import dialect_insert as _insert
 from receiver.hosts import Throttle, host_of, saw_event
+from receiver.queries import PERCENTILES, percentiles
 from receiver.schema import events, signatures_seen, users, webhook_events
 
 __all__ = [
@@ -54,8 +54,6 @@ ADMIN_ID = 1
 #: last_used_at is written at most this often per user (seconds): not on every request.
 LAST_USED_EVERY = 60.0
 
-_PERCENTILES = (50, 95, 99)
-
 
 class Status(StrEnum):
     """Outcome of one request to ``POST /hooks``, as recorded in ``webhook_events``."""
@@ -67,9 +65,14 @@ class Status(StrEnum):
     ERROR = "ERROR"
 
 
+def stamp(when: datetime) -> str:
+    """A time as the store writes them: RFC 3339 UTC with milliseconds and a ``Z``."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
-    """The current time as RFC 3339 UTC with milliseconds and a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current time, as :func:`stamp` writes it."""
+    return stamp(datetime.now(UTC))
 
 
 def _elapsed_ms(started: float) -> float:
@@ -83,14 +86,6 @@ def _text(value: str | None) -> str | None:
     if value is None:
         return None
     return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
-
-
-def _nearest_rank(sorted_values: list[float], pct: int) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least pct% of values at or below."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 @dataclass(frozen=True)
@@ -154,7 +149,8 @@ class Store:
         memory = self.engine.url.database in (None, "", ":memory:")
         if self.engine.dialect.name == "sqlite" and not memory and not isinstance(database, Engine):
             self.reads = connect(database, reads=True)
-        self._last_used: dict[int, float] = {}
+        #: a user's last_used_at is written at most every LAST_USED_EVERY seconds
+        self._last_used = Throttle(LAST_USED_EVERY)
         self.projections = Projections()
         #: which client hosts' rows (last event) to write with this event
         self.hosts = Throttle()
@@ -384,10 +380,8 @@ class Store:
         return User(row.id, row.name, bool(row.admin))
 
     def _touch(self, user_id: int) -> None:
-        now = time.monotonic()
-        if now - self._last_used.get(user_id, -math.inf) < LAST_USED_EVERY:
+        if not self._last_used.due(user_id):
             return
-        self._last_used[user_id] = now
         with self.engine.begin() as conn:
             conn.execute(update(users).where(users.c.id == user_id).values(last_used_at=utc_now()))
 
@@ -451,15 +445,9 @@ class Store:
             for status, count in conn.execute(by_status):
                 counts[status] = count
             total = conn.execute(select(func.count()).select_from(stored).where(*mine_e)).scalar()
-            values = list(
-                conn.execute(
-                    select(audit.c.processing_ms)
-                    .where(audit.c.processing_ms.is_not(None), *mine_a)
-                    .order_by(audit.c.processing_ms)
-                ).scalars()
-            )
-        percentiles = {f"p{pct}": _nearest_rank(values, pct) for pct in _PERCENTILES}
-        return {"counts": counts, "events": total or 0, "processing_ms": percentiles}
+            ranked = percentiles(conn, mine_a)
+        by_name = {f"p{pct}": ranked.get(pct) for pct in PERCENTILES}
+        return {"counts": counts, "events": total or 0, "processing_ms": by_name}
 
 
 def _insert_event(

@@ -12,12 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, and_, delete, or_, select
 
 from receiver.schema import users, web_sessions
-from receiver.store import ADMIN_ID, User, token_digest, utc_now
-
-
-def _at(seconds_from_now: float) -> str:
-    when = datetime.now(UTC) + timedelta(seconds=seconds_from_now)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+from receiver.store import ADMIN_ID, User, stamp, token_digest, utc_now
 
 
 def open_session(engine: Engine, user_id: int, token: str, seconds: float) -> str:
@@ -33,7 +28,7 @@ def open_session(engine: Engine, user_id: int, token: str, seconds: float) -> st
                 user_id=user_id,
                 token_sha256=token_digest(token),
                 created_at=now,
-                expires_at=_at(seconds),
+                expires_at=stamp(datetime.now(UTC) + timedelta(seconds=seconds)),
             )
         )
     return cookie

@@ -17,9 +17,8 @@ import pytest
 from sqlalchemy import insert
 
 from receiver.alerts import Change, Checker, Rules, RulesError, check, load
-from receiver.overview import stamp
 from receiver.schema import hosts, webhook_events
-from receiver.store import Store
+from receiver.store import Store, stamp
 from tests.conftest import BIN
 
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
