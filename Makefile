@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv compile test lint typecheck unit demo screenshots clean claude e2e bench chaos soak audit test-min
+.PHONY: help venv compile test lint typecheck unit demo screenshots clean claude e2e bench chaos soak fuzz audit test-min
 
 help:
 	@echo "make demo   run the whole job end to end on local defaults (receiver, hooks, outage)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench  every benchmark next to its yardsticks (takes minutes)"
 	@echo "make chaos  the crash and chaos suite at 5x its make-test size (CHAOS_SCALE)"
 	@echo "make soak   10,000 events through the chaos server with daemon restarts"
+	@echo "make fuzz   the property tests and schemathesis runs, 1,000 examples each (FUZZ_EXAMPLES)"
 	@echo "make audit  pip-audit of every installed package (says so when it cannot look up)"
 	@echo "make test-min  the tests against the lowest dependency versions pyproject allows"
 	@echo "make clean  remove .venv, caches and demo logs"
@@ -52,6 +53,14 @@ test: lint typecheck unit
 chaos: compile
 	CHAOS_SCALE=$${CHAOS_SCALE:-5} CHAOS_REPORT=$(CURDIR)/logs/chaos-report.jsonl \
 		$(VENV)/bin/pytest -m chaos -s -q
+
+# The property tests (tests/test_fuzz.py) and the contract's schemathesis runs against a
+# live store (tests/test_contract_fuzz.py) run in `make test` at a bounded size; this runs
+# them at FUZZ_EXAMPLES examples each, schemathesis's stateful phase included. Figures
+# go to logs/contract-report.jsonl.
+fuzz: compile
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} FUZZ_PHASES=$${FUZZ_PHASES:-examples,coverage,fuzzing,stateful} \
+		$(VENV)/bin/pytest tests/test_fuzz.py tests/test_contract_fuzz.py -s -q -o timeout=0
 
 # pip-audit, from its own venv, over what .venv holds; skipped with one line when no
 # vulnerability database is reachable.

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -160,13 +159,9 @@ def main() -> int:
         args.events,
         args.loads,
     )
-    server, stop = pg.start(Path(tempfile.mkdtemp(prefix="hookclient-bench-pg-")), durable=True)
-    pg._wait_ready(server)
-    try:
+    with pg.bench_database("hookclient-bench-pg-") as database:
         work = Path(tempfile.mkdtemp(prefix="hookclient-bench-dash-"))
-        run("PostgreSQL", server.fresh_database(), work, args.events, args.loads)
-    finally:
-        subprocess.run(stop, check=False, capture_output=True)
+        run("PostgreSQL", database, work, args.events, args.loads)
     return 0
 
 

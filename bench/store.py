@@ -4,6 +4,8 @@
   POST /hooks does after its checks), into a fresh session and into one that already
   holds a 500-record transcript;
 - one 500-record Transcript envelope: ms p50/p95;
+- each of these with the envelope's check included (``validate_envelope``, as POST /hooks
+  runs it before the store);
 - with N messages stored (10k, 100k, 1M; sessions of 1,000 messages): 50 messages of one
   session (``/api/sessions/{id}/messages``' query) p50/p95, and search p50/p95; and the
   database's size on disk.
@@ -35,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
+from receiver.app import validate_envelope  # noqa: E402
 from receiver.cli import freeze_heap  # noqa: E402
 from receiver.queries import Reader  # noqa: E402
 from receiver.schema import messages, sessions  # noqa: E402
@@ -62,6 +65,8 @@ def pct(values: list[float], p: int) -> float:
 
 
 def envelope(event: str, session: str, payload: Any) -> Arrival:
+    """An envelope as POST /hooks hands it to the store: checked first (the published
+    schemas, ``receiver.app.validate_envelope``), as part of what is timed."""
     doc = {
         "schemaVersion": 1, "requestId": str(uuid.uuid4()), "traceId": uuid.uuid4().hex,
         "spanId": uuid.uuid4().hex[:16], "event": event, "sessionId": session,
@@ -69,6 +74,7 @@ def envelope(event: str, session: str, payload: Any) -> Arrival:
         "source": {"host": "bench", "user": "u", "cwd": "/p", "pid": 1, "client": "bench"},
         "payload": payload,
     }  # fmt: skip
+    validate_envelope(doc)
     return Arrival(doc["requestId"], event, session, doc["traceId"], doc["spanId"], json.dumps(doc))
 
 

@@ -36,6 +36,7 @@ examples:
   hookclient backfill                                    ship transcripts not shipped yet
   hookclient config show                                 effective settings and sources
   hookclient config path                                 which files are read
+  hookclient schema --list                               the wire format's JSON Schemas
 
 docs: README.md (configuration table, operations, troubleshooting)
 """
@@ -183,6 +184,29 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--json", action="store_true", help="print the counts as JSON")
     _config_flag(backfill)
 
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schemas of the envelopes and of every hook event",
+        description=(
+            "The wire format as JSON Schema (2020-12), the files the store validates\n"
+            "envelopes against: envelope, transcript (event Transcript), heartbeat, the\n"
+            "batch answer, what every hook payload may carry (hook-common), and one\n"
+            "schema per hook event that Claude Code 2.1.197 knows. For writing your own\n"
+            'receiver: README, "Writing your own receiver".'
+        ),
+        epilog=(
+            "examples:\n"
+            "  hookclient schema --list             name, file, size and title of each\n"
+            "  hookclient schema envelope           print one\n"
+            "  hookclient schema PostToolUse        one hook event's payload\n"
+            "  hookclient schema --out schemas/     write them all, as the files $ref names"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    schema.add_argument("name", nargs="?", metavar="NAME", help="the schema to print")
+    schema.add_argument("--list", action="store_true", help="list the schemas (the default)")
+    schema.add_argument("--out", metavar="DIR", help="write every schema file under DIR")
+
     doctor = commands.add_parser(
         "doctor",
         help="check config, token, endpoint, spool, daemon, backlog, logs, Claude settings, "
@@ -272,7 +296,7 @@ def _main(argv: list[str]) -> int:
             from hookclient import backfill
 
             return backfill.run(args)
-        if args.command in ("config", "install", "uninstall", "trace", "doctor"):
+        if args.command in ("config", "install", "uninstall", "trace", "doctor", "schema"):
             from hookclient import commands
 
             return int(getattr(commands, args.command)(args))

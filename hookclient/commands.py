@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hookclient.config import SCHEMA, Config, default_paths, env_name, load_config
-from hookclient.errors import TraceError
+from hookclient.errors import TraceError, UsageError
 from hookclient.urls import safe_url
 
 
@@ -143,3 +143,36 @@ def describe(config: Config) -> list[tuple[str, str, str, str]]:
         ("endpoint.signing_secret", secret, "env", config.endpoint.signing_secret_env or "")
     )
     return rows
+
+
+def schema(args: argparse.Namespace) -> int:
+    """``hookclient schema``: list, print or write the wire format's JSON Schemas."""
+    from hookclient import contract
+
+    if args.out is not None:
+        if args.name is not None or args.list:
+            raise UsageError("--out writes them all; give no NAME or --list")
+        for name in contract.names():
+            target = Path(args.out) / contract.file_of(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(contract.text(name), encoding="utf-8")
+        print(f"{len(contract.names())} schemas written under {args.out}")
+        return 0
+    if args.name is not None:
+        if args.list:
+            raise UsageError("give NAME or --list, not both")
+        try:
+            print(contract.text(args.name), end="")
+        except KeyError:
+            raise UsageError(
+                f"no schema {args.name!r} "
+                "(hookclient schema --list names them; event names are case-sensitive)"
+            ) from None
+        return 0
+    rows = [(n, contract.file_of(n), len(contract.text(n).encode()), contract.load(n)["title"])
+            for n in contract.names()]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    fwidth = max(len(r[1]) for r in rows)
+    for name, file, size, title in rows:
+        print(f"{name:<{width}}  {file:<{fwidth}}  {size:>6} B  {title}")
+    return 0

@@ -19,12 +19,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver.conversation_view import HEADINGS
 from receiver.queries import BadCursor, Reader
@@ -158,7 +159,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such session or event"},
     422: {"model": ErrorOut, "description": "a bad parameter"},
 }
+#: The export answers text, but its errors are the API's JSON, said so explicitly: with a
+#: text response class FastAPI would document them as text/plain
+EXPORT_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": answer["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for status, answer in ERRORS.items()
+}
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+SessionId = Annotated[
+    str,
+    Path(description="a Claude Code session id", examples=["2a2ecfaf-ba89-45e3-9d0f-0760b71e296a"]),
+]
+RequestId = Annotated[
+    str,
+    Path(description="an envelope's requestId", examples=["019ad6a1-6c1e-7c3a-9a52-3f0d2b8e4c11"]),
+]
 
 
 def _caller(request: Request) -> User:
@@ -173,6 +191,24 @@ def _caller(request: Request) -> User:
 
 
 Caller = Annotated[User, Depends(_caller)]
+
+
+class NulAsStored:
+    """ASGI middleware: a NUL in the path or query becomes U+FFFD, as the store keeps it
+    (:func:`receiver.store._text`: PostgreSQL text cannot hold NUL).  A session id sent
+    with one then finds the session stored from it, and neither database is handed a
+    string it refuses."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = dict(scope)
+            scope["path"] = scope["path"].replace("\x00", "\ufffd")
+            scope["raw_path"] = scope.get("raw_path", b"").replace(b"%00", b"%EF%BF%BD")
+            scope["query_string"] = scope["query_string"].replace(b"%00", b"%EF%BF%BD")
+        await self.app(scope, receive, send)
 
 
 def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
@@ -190,6 +226,7 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         responses=ERRORS,
     )
     _errors(api)
+    api.add_middleware(NulAsStored)
     api.state.who = who
 
     def scope(user: User, owner: str | None) -> int | None:
@@ -221,7 +258,11 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         limit: Limit = 50,
         cursor: str | None = None,
         project: str | None = None,
-        since: str | None = Query(None, description="RFC 3339: last activity at or after"),
+        since: str | None = Query(
+            None,
+            description="RFC 3339: last activity at or after",
+            json_schema_extra={"format": "date-time"},
+        ),
         q: str | None = Query(None, description="words in the title or project"),
         owner: str | None = None,
     ) -> dict[str, Any]:
@@ -234,7 +275,9 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         return {"sessions": page.items, "next_cursor": page.next_cursor}
 
     @api.get("/sessions/{session_id}", response_model=SessionDetail, response_model_by_alias=True)
-    def get_session(session_id: str, user: Caller, owner: str | None = None) -> dict[str, Any]:
+    def get_session(
+        session_id: SessionId, user: Caller, owner: str | None = None
+    ) -> dict[str, Any]:
         """One session: its fields, ``complete`` and the ``gaps`` it still has."""
         found = reader.session(session_id, owned_session(session_id, user, owner))
         assert found is not None
@@ -244,7 +287,7 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         "/sessions/{session_id}/messages", response_model=MessagePage, response_model_by_alias=True
     )
     def get_messages(
-        session_id: str,
+        session_id: SessionId,
         user: Caller,
         limit: Limit = 50,
         cursor: str | None = None,
@@ -257,24 +300,30 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         return {"messages": page.items, "next_cursor": page.next_cursor}
 
     @api.get("/sessions/{session_id}/tools", response_model=ToolCalls)
-    def get_tools(session_id: str, user: Caller, owner: str | None = None) -> dict[str, Any]:
+    def get_tools(session_id: SessionId, user: Caller, owner: str | None = None) -> dict[str, Any]:
         """The session's tool calls, in start order."""
         return {"tool_calls": reader.tools(session_id, owned_session(session_id, user, owner))}
 
     @api.get(
         "/sessions/{session_id}/export",
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/markdown": {}, "application/x-ndjson": {}}}},
+        responses={
+            200: {"content": {"text/markdown": {}, "application/x-ndjson": {}}},
+            **EXPORT_ERRORS,
+        },
     )
     def export(
-        session_id: str,
+        session_id: SessionId,
         user: Caller,
         format: Literal["markdown", "jsonl"] = "markdown",
         owner: str | None = None,
     ) -> Response:
         """The conversation as Markdown, or its raw records as JSONL in file order."""
         owner_id = owned_session(session_id, user, owner)
-        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)[:100]
+        # a header is latin-1: the file name keeps ASCII letters, digits, - and _ only
+        name = "".join(
+            c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in session_id
+        )[:100]
         if format == "jsonl":
             lines = reader.raw_records(session_id, owner_id)
             return Response(
@@ -301,7 +350,7 @@ def create_api(store: Store, who: Callable[[Request], User]) -> FastAPI:
         return {"results": reader.search(q, scope(user, owner), limit=limit)}
 
     @api.get("/trace/{request_id}", response_model=TraceOut)
-    def trace(request_id: str, user: Caller, owner: str | None = None) -> dict[str, Any]:
+    def trace(request_id: RequestId, user: Caller, owner: str | None = None) -> dict[str, Any]:
         """One envelope, its audit rows, and the records and messages it produced."""
         found = reader.trace(request_id, scope(user, owner))
         if found is None:
@@ -398,7 +447,9 @@ def _errors(api: FastAPI) -> None:
     @api.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-        return body(exc.status_code, code, str(exc.detail))
+        answer = body(exc.status_code, code, str(exc.detail))
+        answer.headers.update(exc.headers or {})  # a 405's Allow (RFC 9110)
+        return answer
 
 
 def markdown(session: dict[str, Any], messages: list[dict[str, Any]]) -> str:

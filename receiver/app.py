@@ -24,13 +24,13 @@ from typing import Any, NoReturn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from receiver import hosts, web_sessions
+from receiver import envelopes, hosts, web_sessions
 from receiver.api import create_api
 from receiver.dashboard import COOKIE, Dashboard
-from receiver.hosts import HEARTBEAT
+from receiver.envelopes import HEARTBEAT, Envelope
 from receiver.signatures import SIGNATURE_TOLERANCE_S as SIGNATURE_TOLERANCE_S
 from receiver.signatures import SignatureError as SignatureError
 from receiver.signatures import sign as sign
@@ -74,9 +74,6 @@ REDACTED = "[REDACTED]"
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _AUDIT_TEXT_MAX = 200  # claimed ids from refused requests are untrusted: keep them short
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_TRACE_ID = re.compile(r"[0-9a-f]{32}")
-_SPAN_ID = re.compile(r"[0-9a-f]{16}")
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
 
@@ -116,56 +113,16 @@ class Problem(Exception):
         return JSON(body, status_code=self.http_status, headers=headers)
 
 
-# --- the envelope ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """The fields of a valid envelope the store indexes."""
-
-    request_id: str
-    trace_id: str
-    span_id: str
-    event: str
-    session_id: str | None
-
-
-def _invalid(field: str, message: str) -> NoReturn:
-    raise Problem(422, message, field=field)
-
-
-def _hex_id(doc: dict[str, Any], field: str, pattern: re.Pattern[str], digits: int) -> str:
-    value = doc.get(field)
-    if not isinstance(value, str) or not pattern.fullmatch(value) or not value.strip("0"):
-        _invalid(field, f"{field} must be {digits} lowercase hex digits, not all zero")
-    return value
+# --- the envelope ---------------------------------------------------------------------
 
 
 def validate_envelope(doc: Any) -> Envelope:
-    """Check a parsed body against the envelope contract; raise a 422 :class:`Problem`."""
-    if not isinstance(doc, dict):
-        _invalid("$", "the envelope must be a JSON object")
-    version = doc.get("schemaVersion")
-    if type(version) is not int or version != 1:
-        _invalid("schemaVersion", "schemaVersion must be 1")
-    request_id = doc.get("requestId")
-    if not isinstance(request_id, str) or not _UUID.fullmatch(request_id):
-        _invalid("requestId", "requestId must be a lowercase hyphenated UUID")
-    trace_id = _hex_id(doc, "traceId", _TRACE_ID, 32)
-    span_id = _hex_id(doc, "spanId", _SPAN_ID, 16)
-    event = doc.get("event")
-    if not isinstance(event, str) or not event:
-        _invalid("event", "event must be a non-empty string")
-    if not isinstance(doc.get("timestamp"), str):
-        _invalid("timestamp", "timestamp must be a string")
-    session_id = doc.get("sessionId")
-    if session_id is not None and not isinstance(session_id, str):
-        _invalid("sessionId", "sessionId must be a string or null")
-    if "payload" not in doc:
-        _invalid("payload", "payload is missing (null is allowed)")
-    if not isinstance(doc.get("source"), dict):
-        _invalid("source", "source must be an object")
-    return Envelope(request_id, trace_id, span_id, event, session_id)
+    """Check a parsed body against the published schemas (:mod:`receiver.envelopes`);
+    raise a 422 :class:`Problem` naming the JSON pointer that failed."""
+    try:
+        return envelopes.validate_envelope(doc)
+    except envelopes.Invalid as invalid:
+        raise Problem(422, invalid.message, field=invalid.pointer) from None
 
 
 # --- reading the request ---------------------------------------------------------------
@@ -433,8 +390,7 @@ class _Receiver:
     ) -> Response:
         """A daemon's heartbeat: kept on its host's row, not stored as an event nor audited
         (one every few seconds from every host would drown both)."""
-        if not hosts.heartbeat(self.store.engine, owner, doc, utc_now()):
-            raise Problem(422, "a Heartbeat names its host in source.host", field="source.host")
+        hosts.heartbeat(self.store.engine, owner, doc, utc_now())
         return JSON({"status": "accepted", "requestId": request_id})
 
     def _apply_batch(self, request: Request, seen: _Seen, docs: list[Any], owner: int) -> Response:
@@ -546,6 +502,15 @@ def _status_filter(raw: str | None) -> str | None:
     return raw.upper()
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """A path no route matches.  Under /api, in the API's error shape: a session id with a
+    newline in it is such a path (a mount's pattern stops at line ends)."""
+    if request.url.path.startswith("/api/"):
+        message = "no such path in the API (GET /api/openapi.json lists them)"
+        return JSON({"error": {"code": "not_found", "message": message}}, status_code=404)
+    return PlainTextResponse("Not Found", status_code=404)
+
+
 def create_app(
     database: str | Path,
     token: str | None,
@@ -564,6 +529,7 @@ def create_app(
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be at least 1")
     key = None if signing_secret is None else signing_key(signing_secret)
+    envelopes.checker()  # the schemas compiled now, not on the first request
     store = Store(database)
     receiver = _Receiver(store, token, max_body_bytes, key)
 
@@ -583,6 +549,7 @@ def create_app(
             *Dashboard(store, token).routes(),
         ],
         lifespan=lifespan,
+        exception_handlers={404: _not_found},
     )
     app.state.store = store
     return app

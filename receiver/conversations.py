@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from receiver.database import dialect_insert as _insert
 from receiver.database import execute_many, insert_rows
+from receiver.envelopes import TRANSCRIPT
 from receiver.projection import Conversation, Hook, Line, Transcript, transcript, with_hooks
 from receiver.schema import (
     events,
@@ -33,8 +34,6 @@ from receiver.schema import (
     sessions,
     tool_calls,
 )
-
-TRANSCRIPT = "Transcript"
 
 
 class Projections:
@@ -84,32 +83,24 @@ def after_event(
 ) -> None:
     """Bring the conversation up to date with an envelope just applied."""
     host = None
-    if event == TRANSCRIPT:
+    if event == TRANSCRIPT:  # the schema has checked its source and payload
         session_id = _keep_records(conn, owner_id, request_id, envelope, received_at)
-        source = envelope.get("source")
-        host = source.get("host") if isinstance(source, dict) else None
+        host = envelope["source"]["host"]
     if session_id:
-        rebuild(conn, owner_id, session_id, host if isinstance(host, str) else None, projections)
+        rebuild(conn, owner_id, session_id, host, projections)
 
 
 def _keep_records(
     conn: Connection, owner_id: int, request_id: str, envelope: dict[str, Any], received_at: str
-) -> str | None:
-    """Insert a Transcript envelope's records; the session they belong to.  A payload of
-    another shape is kept as the event it is, with nothing projected from it."""
-    payload = envelope.get("payload")
-    if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
-        return None
-    session_id = payload.get("sessionId") or envelope.get("sessionId")
-    if not isinstance(session_id, str) or not session_id:
-        return None
-    agent_id = payload.get("agentId") if isinstance(payload.get("agentId"), str) else None
-    offset = payload.get("offset") if isinstance(payload.get("offset"), int) else 0
+) -> str:
+    """Insert a Transcript envelope's records; the session they belong to.  The envelope
+    passed the Transcript schema (transcript.json): its payload has the fields used here."""
+    payload = envelope["payload"]
+    session_id: str = payload["sessionId"]
+    agent_id, offset = payload["agentId"], payload["offset"]
     kept: dict[str, dict[str, Any]] = {}  # record_key -> row, the first of repeats
     keys: list[str] = []
     for record in payload["records"]:
-        if not isinstance(record, dict):
-            record = {"type": "hookclient.invalid", "raw": json.dumps(record)}
         row = _record_row(owner_id, session_id, record, request_id, received_at)
         keys.append(row["record_key"])
         kept.setdefault(row["record_key"], row)

@@ -15,7 +15,6 @@ from sqlalchemy.engine import Connection
 from receiver.database import dialect_insert
 from receiver.schema import hosts
 
-HEARTBEAT = "Heartbeat"
 _COUNTS = ("pending", "processing", "failed")
 
 
@@ -68,31 +67,25 @@ def saw_event(
     _upsert(conn, owner_id, host, changes)
 
 
-def heartbeat(engine: Engine, owner_id: int, envelope: dict[str, Any], received_at: str) -> bool:
-    """Keep a daemon's heartbeat; False when it names no host."""
-    host = host_of(envelope)
-    if host is None:
-        return False
-    found = envelope.get("payload")
-    payload: dict[str, Any] = found if isinstance(found, dict) else {}
+def heartbeat(engine: Engine, owner_id: int, envelope: dict[str, Any], received_at: str) -> None:
+    """Keep a daemon's heartbeat: a Heartbeat envelope the schema passed (heartbeat.json),
+    so its payload holds the counts, the oldest pending age and the version."""
+    payload = envelope["payload"]
     changes: dict[str, Any] = {
         "heartbeat_at": received_at,
-        "heartbeat_request_id": _clean(envelope.get("requestId"), 36),
-        "oldest_pending_age": _number(payload.get("oldestPendingAge")),
-        "version": _clean(payload["version"], 64) if payload.get("version") is not None else None,
+        "heartbeat_request_id": envelope["requestId"],
+        "oldest_pending_age": _number(payload["oldestPendingAge"]),
+        "version": _clean(payload["version"], 64),
+        **{name: payload[name] for name in _COUNTS},
     }
-    for name in _COUNTS:
-        value = payload.get(name)
-        changes[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
     with engine.begin() as conn:
-        _upsert(conn, owner_id, host, changes)
-    return True
+        _upsert(conn, owner_id, host_of(envelope) or "?", changes)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+def _number(value: float | None) -> float | None:
+    """A JSON number as a column holds it: 1e999 parses as infinity, which no answer
+    could carry back (JSON has none), so it is kept as unknown."""
+    return value if value is None or math.isfinite(value) else None
 
 
 def _upsert(conn: Connection, owner_id: int, host: str, changes: dict[str, Any]) -> None:

@@ -149,7 +149,7 @@ class Reader:
                     func.lower(s.project).contains(words, autoescape=True),
                 )
             )
-        if cursor is not None:
+        if cursor:  # "?cursor=" is the first page
             last, last_id = decode_cursor(cursor, str, int)
             activity = func.coalesce(s.last_activity, "")
             query = query.where(or_(activity < last, and_(activity == last, s.id < last_id)))
@@ -220,7 +220,7 @@ class Reader:
             m.request_id,
         ).where(m.owner_id == owner_id, m.session_id == session_id)  # fmt: skip
         with self.engine.connect() as conn:
-            if cursor is not None:
+            if cursor:
                 position, kind, field, value = decode_cursor(cursor, int, str, str, str)
                 if field not in _ANCHORS:
                     raise BadCursor("cursor is not one this store handed out")

@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
 
@@ -171,3 +172,15 @@ def _wait_ready(server: Server, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@contextmanager
+def bench_database(prefix: str) -> Iterator[str]:
+    """A fresh database on a throwaway durable server (fsync on, as in production), for
+    the benches; the server is stopped afterwards."""
+    server, stop = start(Path(tempfile.mkdtemp(prefix=prefix)), durable=True)
+    _wait_ready(server)
+    try:
+        yield server.fresh_database()
+    finally:
+        subprocess.run(stop, check=False, capture_output=True)

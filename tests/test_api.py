@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 
 from receiver.app import create_app
 from receiver.store import Store
@@ -207,6 +208,8 @@ def test_no_token_or_an_unknown_one_is_401(db: str, token: str | None) -> None:
 def test_the_openapi_document_describes_every_endpoint(db: str) -> None:
     with api(db) as client:
         doc = client.get("/api/openapi.json").json()
+    validate(doc)  # a valid OpenAPI 3.1 document (openapi-spec-validator)
+    assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {
         "/sessions",
         "/sessions/{session_id}",

@@ -288,7 +288,15 @@ def test_a_large_tool_output_arrives_whole_from_its_tool_result_file(db: str) ->
     extra = wrap(
         "Transcript",
         LARGE.stem,
-        {"sessionId": LARGE.stem, "agentId": None, "offset": 10**9, "records": [record]},
+        {
+            "transcriptPath": str(LARGE),
+            "sessionId": LARGE.stem,
+            "agentId": None,
+            "fileId": "tool-results",
+            "offset": 10**9,
+            "endOffset": 10**9,
+            "records": [record],
+        },
         "2026-12-01T19:41:00.000Z",
     )
     with store(db) as client:

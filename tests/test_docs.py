@@ -12,7 +12,19 @@ from hookclient.config import SCHEMA, env_name
 from tests.conftest import BIN
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
-HOOKCLIENT = ["send", "install", "uninstall", "trace", "doctor", "config"]
+
+
+def subcommands() -> list[str]:
+    """The hookclient parser's own list, so that a new command cannot miss the README."""
+    import argparse
+
+    from hookclient.cli import build_parser
+
+    [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(commands.choices)
+
+
+HOOKCLIENT = subcommands()
 QUEUED = ["run", "status", "list", "show", "replay-failed", "purge", "service"]
 
 

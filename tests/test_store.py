@@ -325,7 +325,8 @@ def test_a_batch_is_answered_item_by_item_in_order(db: str) -> None:
             {
                 "requestId": "not-a-uuid",
                 "status": "invalid",
-                "error": "requestId must be a lowercase hyphenated UUID",
+                "error": "/requestId must match "
+                "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
             },
             {"requestId": second["requestId"], "status": "accepted", "error": None},
             {"requestId": first["requestId"], "status": "duplicate", "error": None},
@@ -355,7 +356,7 @@ def test_a_batch_of_non_envelopes_is_three_invalid_items_not_a_refusal(db: str) 
         answer = post_raw(client, [1, 2, 3])
     assert answer.status_code == 200
     assert [r["status"] for r in answer.json()["results"]] == ["invalid"] * 3
-    assert {r["error"] for r in answer.json()["results"]} == {"the envelope must be a JSON object"}
+    assert {r["error"] for r in answer.json()["results"]} == {"/ must be an object"}
     assert rows(db, "SELECT COUNT(*) AS n FROM events") == [{"n": 0}]
 
 
