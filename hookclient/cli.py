@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  hookclient schema --list             name, file, size and title of each\n"
             "  hookclient schema envelope           print one\n"
             "  hookclient schema PostToolUse        one hook event's payload\n"
-            "  hookclient schema --out schemas/     write them all, as the files $ref names"
+            "  hookclient schema --out schemas/     write them all, laid out as their $refs say\n"
+            "a $ref resolves against its schema's $id: give a validator every file by $id"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

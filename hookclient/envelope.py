@@ -29,6 +29,11 @@ SCHEMA_VERSION = 1
 CLIENT = f"hookclient/{__version__}"
 REDACTED = "[REDACTED]"
 CHUNK = 1024 * 1024
+#: Event names the daemon's own envelopes use (transcript.json, heartbeat.json): a hook
+#: payload that claims one is sent as "unknown", not as a malformed Transcript.
+_NOT_HOOKS = ("", "Transcript", "Heartbeat")
+#: The longest sessionId the envelope schema takes (a Claude Code session id is a UUID).
+MAX_SESSION_ID = 200
 #: After a complete JSON value, this much silence on an open pipe ends the read.
 QUIET_AFTER_JSON = 0.05
 
@@ -279,8 +284,11 @@ def build(
         name, session = payload.get("hook_event_name"), payload.get("session_id")
     else:
         name, session = _sniff(body.get("payloadRaw") or "")
-    event = name if isinstance(name, str) and name else (event_flag or "unknown")
-    return wrap(event, session if isinstance(session, str) else None, now, body)
+    event = name if isinstance(name, str) and name not in _NOT_HOOKS else None
+    event = event or (event_flag if event_flag not in _NOT_HOOKS else None) or "unknown"
+    if not isinstance(session, str) or len(session) > MAX_SESSION_ID:
+        session = None  # the payload keeps it; the envelope's field is one the store takes
+    return wrap(event, session, now, body)
 
 
 def wrap(event: str, session_id: str | None, now: float, body: dict[str, Any]) -> dict[str, Any]:
@@ -373,12 +381,13 @@ def source() -> dict[str, Any]:
 
 
 def _hostname() -> str:
+    """The machine's name; "unknown" when it has none (the envelope schema needs one)."""
     uname = getattr(os, "uname", None)
     if uname is not None:
-        return str(uname().nodename)
+        return str(uname().nodename) or "unknown"
     import platform
 
-    return platform.node()
+    return platform.node() or "unknown"
 
 
 def dumps(envelope: dict[str, Any]) -> bytes:

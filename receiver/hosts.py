@@ -85,7 +85,10 @@ def heartbeat(engine: Engine, owner_id: int, envelope: dict[str, Any], received_
 def _number(value: float | None) -> float | None:
     """A JSON number as a column holds it: 1e999 parses as infinity, which no answer
     could carry back (JSON has none), so it is kept as unknown."""
-    return value if value is None or math.isfinite(value) else None
+    try:
+        return value if value is None or math.isfinite(value) else None
+    except OverflowError:  # an integer of hundreds of digits
+        return None
 
 
 def _upsert(conn: Connection, owner_id: int, host: str, changes: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import time
@@ -53,6 +54,8 @@ __all__ = [
 ADMIN_ID = 1
 #: last_used_at is written at most this often per user (seconds): not on every request.
 LAST_USED_EVERY = 60.0
+
+logger = logging.getLogger("receiver")
 
 
 class Status(StrEnum):
@@ -244,10 +247,7 @@ class Store:
             new = _insert_event(conn, item, owner_id, attempt, headers, received_at)
             if new:
                 doc = json.loads(item.envelope)
-                after_event(
-                    conn, owner_id, item.request_id, item.event, item.session_id,
-                    doc, received_at, self.projections,
-                )  # fmt: skip
+                self._project(conn, item, doc, received_at, owner_id)
                 host = host_of(doc)
                 if host is not None and self.hosts.due(owner_id, host):
                     saw_event(conn, owner_id, host, doc, received_at)
@@ -258,6 +258,27 @@ class Store:
             received_at, started, owner_id,
         )  # fmt: skip
         return status
+
+    def _project(
+        self, conn: Connection, item: Arrival, doc: dict[str, Any], received_at: str, owner_id: int
+    ) -> None:
+        """Bring the event's conversation up to date, in a savepoint.  The schemas check
+        the envelope, not a hook payload's or a record's fields: one the projection cannot
+        take (a list where a string goes, an id too long for its column) leaves the event
+        stored and unprojected, with one error line naming its requestId.  Raising instead
+        would roll back the whole batch and send every event in it to the client's retries."""
+        try:
+            with conn.begin_nested():
+                after_event(
+                    conn, owner_id, item.request_id, item.event, item.session_id,
+                    doc, received_at, self.projections,
+                )  # fmt: skip
+        except Exception:  # the event is kept whatever its payload holds
+            self.projections.discard()  # the staged parts may hold the rolled-back one
+            logger.exception(
+                "projection failed (requestId %s, event %s): the event is stored, its "
+                "session is not updated", item.request_id, _text(item.event),
+            )  # fmt: skip
 
     def audit(
         self,

@@ -11,9 +11,11 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -25,9 +27,10 @@ from starlette.testclient import TestClient
 from hookclient import contract
 from hookclient.delivery import build_headers
 from hookclient.envelope import wrap
+from hookclient.spool import Spool, State, new_state
 from queued.heartbeat import backlog
 from receiver.app import create_app
-from tests.conftest import BIN, FIXTURES, TOKEN, HookEnv, sample_files
+from tests.conftest import BIN, FIXTURES, TOKEN, HookEnv, make_envelope, sample_files
 from tests.test_conversations import LARGE, RICH, SUBAGENT, TRANSCRIPTS
 from tests.test_receiver import envelope
 from tests.test_sync import config, spooled, syncer
@@ -72,14 +75,16 @@ def test_the_catalog_has_one_schema_for_each_of_the_30_events_the_docs_list() ->
 
 
 def test_every_ref_resolves_to_a_shipped_file() -> None:
-    """A $ref to a file that is not shipped would only fail in a receiver's hands."""
-    refs = set(
-        re.findall(r'"\$ref": "([^"#][^"]*)"', "".join(map(contract.text, contract.names())))
-    )
-    shipped = {contract.file_of(n) for n in contract.names()} | {
-        "../" + contract.file_of(n) for n in contract.names()
-    }
-    assert refs and refs <= shipped
+    """Each $ref, resolved against its schema's $id as any validator resolves it, names a
+    shipped schema: one pointing nowhere would only fail in a receiver's hands."""
+    shipped = set(contract.every())
+    refs = 0
+    for name in contract.names():
+        schema = contract.load(name)
+        for ref in re.findall(r'"\$ref": "([^"#][^"]*)"', contract.text(name)):
+            assert urljoin(schema["$id"], ref) in shipped, (name, ref)
+            refs += 1
+    assert refs >= 32  # transcript and heartbeat on envelope, every event on hook-common
 
 
 # -- hookclient schema --------------------------------------------------------------------
@@ -123,6 +128,22 @@ def test_schema_out_writes_every_file_where_its_refs_find_it(tmp_path: Path) -> 
     for name in contract.names():
         file = contract.file_of(name)
         assert (tmp_path / "schemas" / file).read_text() == (SCHEMAS / file).read_text()
+    # what a receiver does with them: every written file in a registry, by its $id
+    files = [json.loads(p.read_text()) for p in (tmp_path / "schemas").rglob("*.json")]
+    registry: Registry[Any] = Registry().with_resources(
+        (f["$id"], Resource.from_contents(f)) for f in files
+    )
+    transcript = Draft202012Validator(
+        json.loads((tmp_path / "schemas" / "transcript.json").read_text()), registry=registry
+    )
+    payload = {
+        "transcriptPath": "/t.jsonl", "sessionId": "s", "agentId": None, "fileId": "1:2",
+        "offset": 0, "endOffset": 3, "records": [{"type": "user"}],
+    }  # fmt: skip
+    shipped = json.loads(json.dumps(wrap("Transcript", "s", 1_764_000_000.0, {"payload": payload})))
+    assert transcript.is_valid(shipped)  # envelope.json found through the registry
+    assert not transcript.is_valid({**shipped, "traceId": "0" * 32})  # and applied
+    assert not transcript.is_valid(envelope())  # a PostToolUse is no Transcript
 
 
 @pytest.mark.parametrize(
@@ -195,11 +216,15 @@ def test_every_transcript_envelope_the_daemon_writes_is_valid(tmp_path: Path) ->
 
 
 def test_the_heartbeat_a_daemon_sends_is_valid(tmp_path: Path) -> None:
-    from hookclient.spool import Spool
-
     beat = wrap("Heartbeat", None, 1_764_000_000.0, {"payload": backlog(Spool(tmp_path), 1.0)})
     assert errors("heartbeat", json.loads(json.dumps(beat))) == []
-    assert errors("heartbeat", {**beat, "payload": {"pending": -1}}) != []
+    spool = Spool(tmp_path)
+    spool.add(make_envelope(), new_state(1.0, due=1.0), State.PENDING)
+    waiting = wrap("Heartbeat", None, 1_764_000_000.0, {"payload": backlog(spool, time.time() + 5)})
+    assert waiting["payload"]["pending"] == 1 and waiting["payload"]["oldestPendingAge"] > 0
+    assert errors("heartbeat", json.loads(json.dumps(waiting))) == []
+    negative = {**waiting, "payload": {**waiting["payload"], "pending": -1}}
+    assert errors("heartbeat", negative) == ["$.payload.pending: -1 is less than the minimum of 0"]
 
 
 def test_the_stores_answer_to_a_batch_is_valid(tmp_path: Path) -> None:
@@ -241,8 +266,6 @@ def test_the_checks_above_can_fail() -> None:
 def test_the_standardwebhooks_library_verifies_what_hookclient_signs(secret: str) -> None:
     """README "Writing your own receiver": a whsec_ secret as it is, any other secret as
     its UTF-8 bytes (the library reads a bare string as base64)."""
-    import time
-
     from standardwebhooks import Webhook
     from standardwebhooks.webhooks import WebhookVerificationError
 

@@ -17,7 +17,8 @@ import pytest
 from hookclient import __version__
 from hookclient import envelope as env
 from hookclient.clock import parse_iso
-from hookclient.envelope import REDACTED, StdinCapture, build, read_stdin, redact, uuid7
+from hookclient.envelope import REDACTED, StdinCapture, build, read_stdin, redact, source, uuid7
+from receiver.envelopes import validate_envelope
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEYS = ("token", "secret", "password", "api_key", "apikey", "authorization")
@@ -474,3 +475,31 @@ def test_patterns_also_scrub_a_payload_kept_as_text() -> None:
     env = with_patterns(raw, example_patterns())
     assert env["payload"] is None and "hunter2" not in env["payloadRaw"]
     assert "PASSWORD=[REDACTED]" in env["payloadRaw"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "flag", "event", "session"),
+    [
+        ({"hook_event_name": "Transcript", "session_id": "s"}, None, "unknown", "s"),
+        ({"hook_event_name": "Heartbeat"}, "Heartbeat", "unknown", None),
+        ({"hook_event_name": "", "session_id": "x" * 201}, "Stop", "Stop", None),
+        ({"hook_event_name": "Stop", "session_id": "x" * 200}, None, "Stop", "x" * 200),
+    ],
+)
+def test_the_envelope_never_claims_what_its_schema_refuses(
+    payload: dict[str, Any], flag: str | None, event: str, session: str | None
+) -> None:
+    """The daemon's own event names and a session id over 200 characters would make the
+    store refuse the event (422, so failed/): the envelope leaves them to the payload."""
+    data = json.dumps(payload).encode()
+    built = build(StdinCapture(data, len(data), False, False), event_flag=flag,
+                  redact_keys=(), limit=1 << 20)  # fmt: skip
+    assert (built["event"], built["sessionId"]) == (event, session)
+    assert built["payload"] == payload
+    assert validate_envelope(json.loads(json.dumps(built))).event == event
+
+
+def test_a_machine_without_a_name_sends_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = type("U", (), {"nodename": ""})()
+    monkeypatch.setattr(os, "uname", lambda: fake)
+    assert source()["host"] == "unknown"

@@ -356,7 +356,7 @@ def test_a_batch_of_non_envelopes_is_three_invalid_items_not_a_refusal(db: str) 
         answer = post_raw(client, [1, 2, 3])
     assert answer.status_code == 200
     assert [r["status"] for r in answer.json()["results"]] == ["invalid"] * 3
-    assert {r["error"] for r in answer.json()["results"]} == {"/ must be an object"}
+    assert {r["error"] for r in answer.json()["results"]} == {"the envelope must be an object"}
     assert rows(db, "SELECT COUNT(*) AS n FROM events") == [{"n": 0}]
 
 
@@ -368,3 +368,49 @@ def test_an_empty_or_oversized_batch_is_422_and_nothing_is_stored(db: str, size:
     assert answer.json()["error"] == f"a batch holds 1 to 1000 envelopes, not {size}"
     assert rows(db, "SELECT COUNT(*) AS n FROM events") == [{"n": 0}]
     assert rows(db, "SELECT status FROM webhook_events") == [{"status": "INVALID"}]
+
+
+# -- payloads the projection cannot take ---------------------------------------------------
+
+
+def odd_transcript(session: str) -> dict[str, Any]:
+    """A valid Transcript envelope whose records hold what no column takes."""
+    records = [
+        {"type": "user", "uuid": "u" * 100, "parentUuid": ["not", "a", "uuid"],
+         "timestamp": "2026-12-01T19:00:00.000Z" + "0" * 30, "message": {"id": {"x": 1}}},
+    ]  # fmt: skip
+    payload = {
+        "transcriptPath": "/t.jsonl", "sessionId": session, "agentId": None, "fileId": "1:2",
+        "offset": 0, "endOffset": 10, "records": records,
+    }  # fmt: skip
+    return envelope(event="Transcript", sessionId=session, payload=payload)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        envelope(event="UserPromptSubmit", payload={"prompt": "x", "prompt_id": []}),
+        envelope(event="PreToolUse", payload={"tool_name": {}, "tool_use_id": "t" * 300}),
+        envelope(event="SessionStart", sessionId="a\x00b\ud800", payload={"source": []}),
+        odd_transcript("odd-session"),
+    ],
+    ids=["prompt_id a list", "tool fields", "NUL and a lone surrogate", "odd records"],
+)
+def test_an_event_the_projection_cannot_read_is_stored_and_the_rest_of_its_batch_too(
+    db: str, odd: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The schemas check the envelope, not every field of a payload: a field no column
+    takes leaves its event stored (unprojected, one error line), never a 500 that would
+    roll back its batch and send every event in it to retries."""
+    good = envelope(event="UserPromptSubmit", sessionId="good", payload={"prompt": "hello"})
+    with app(db) as client:
+        answer = post_raw(client, [odd, good])
+    assert answer.status_code == 200, answer.text
+    assert [r["status"] for r in answer.json()["results"]] == ["accepted", "accepted"]
+    stored = {r["request_id"] for r in rows(db, "SELECT request_id FROM events")}
+    assert stored == {odd["requestId"], good["requestId"]}
+    assert [
+        r["prompts"] for r in rows(db, "SELECT prompts FROM sessions WHERE session_id = 'good'")
+    ] == [1]
+    [line] = [r.getMessage() for r in caplog.records if "projection failed" in r.getMessage()]
+    assert line.startswith(f"projection failed (requestId {odd['requestId']}, event ")
